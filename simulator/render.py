@@ -1,0 +1,52 @@
+"""BILLmanager documents: built as XML elements, served as XML or mapped to JSON."""
+
+from __future__ import annotations
+
+import json
+from xml.etree import ElementTree as ET
+
+
+def el(tag: str, text=None, attrs: dict | None = None, children=()) -> ET.Element:
+    """An element with optional text, attributes (None values dropped) and children."""
+    element = ET.Element(tag, {k: str(v) for k, v in (attrs or {}).items() if v is not None})
+    if text is not None:
+        element.text = str(text)
+    element.extend(children)
+    return element
+
+
+def doc(*children: ET.Element) -> ET.Element:
+    return el("doc", children=children)
+
+
+def fields(**values) -> list[ET.Element]:
+    """One child element per keyword (None values left out), for list rows and forms."""
+    return [el(name, value) for name, value in values.items() if value is not None]
+
+
+def to_xml(root: ET.Element) -> bytes:
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="utf-8")
+
+
+def to_mapping(element: ET.Element) -> dict:
+    """BILLmanager's XML-to-JSON mapping: `$` text, `$attr` attributes, repeats as lists."""
+    node: dict = {f"${name}": value for name, value in element.attrib.items()}
+    if (
+        element.text is not None
+        and element.text.strip() != ""
+        or (element.text is not None and not len(element))
+    ):
+        node["$"] = element.text
+    for child in element:
+        value = to_mapping(child)
+        if child.tag in node:
+            if not isinstance(node[child.tag], list):
+                node[child.tag] = [node[child.tag]]
+            node[child.tag].append(value)
+        else:
+            node[child.tag] = value
+    return node
+
+
+def to_json(root: ET.Element) -> bytes:
+    return json.dumps({root.tag: to_mapping(root)}, ensure_ascii=False).encode("utf-8")
