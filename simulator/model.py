@@ -371,7 +371,7 @@ class Seller:
         return account
 
     def open_session(self, account: Account) -> str:
-        sid = "%032x" % self.random.getrandbits(128)
+        sid = f"{self.random.getrandbits(128):032x}"
         self.sessions[sid] = (account.login, self.now)
         return sid
 
