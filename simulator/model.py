@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from dateutil.relativedelta import relativedelta
 
@@ -56,9 +56,9 @@ def period_end(start: datetime, period: int) -> datetime | None:
     return None
 
 
-def money(value) -> Decimal:
-    """A Decimal from a number or string, never through float."""
-    return value if isinstance(value, Decimal) else Decimal(str(value))
+def cents(amount: Decimal) -> Decimal:
+    """An amount rounded to the cent, as every debit is."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
 @dataclass
@@ -149,7 +149,7 @@ class Tariff:
             (a.monthly_price(addons.get(n, a.default())) for n, a in self.addons.items()),
             Decimal(0),
         )
-        return self.prices[period] + monthly * months_in(period)
+        return cents(self.prices[period] + monthly * months_in(period))
 
 
 @dataclass
@@ -184,8 +184,11 @@ class Service:
 
     @property
     def name(self) -> str:
-        """The name lists show and import masks match: domain, hostname, or type and id."""
-        return self.params.get("domain") or self.params.get("hostname") or f"{self.type}{self.id}"
+        """The name lists show and import masks match: name, domain, hostname, or type and id."""
+        for key in ("name", "domain", "hostname"):
+            if self.params.get(key):
+                return self.params[key]
+        return f"{self.type}{self.id}"
 
 
 @dataclass
@@ -342,8 +345,7 @@ class Seller:
                 f"insufficient funds: {amount} {self.currency} needed",
                 {"amount": str(amount), "have": str(account.balance), "currency": self.currency},
             )
-        if amount:
-            self._move_money(account, -amount, reason, service)
+        self._move_money(account, -amount, reason, service)
 
     def _set_status(self, service: Service, status: int, event: str) -> None:
         service.status = status
@@ -473,7 +475,10 @@ class Seller:
         return service
 
     def change_addons(self, account: Account, service: Service, addons: dict[int, str]) -> Decimal:
-        """Set add-on values, charging the monthly difference for the service's period."""
+        """Set add-on values, charging the monthly difference for the service's period.
+
+        The ledger records every accepted order, prolongation and add-on change, even at 0.
+        """
         tariff = self.tariffs[service.tariff]
         if service.status == DELETED:
             raise SellerError("value", "elid", f"service {service.id} is deleted")
@@ -495,7 +500,7 @@ class Seller:
             (tariff.addons[n].monthly_price(v) for n, v in values.items() if n in tariff.addons),
             Decimal(0),
         )
-        charge = max(Decimal(0), new - old) * max(1, months_in(service.period))
+        charge = cents(max(Decimal(0), new - old) * max(1, months_in(service.period)))
         self._debit(account, charge, "addon", service.id)
         for name, value in values.items():
             if service.addons.get(name) != value:

@@ -1,0 +1,352 @@
+"""The seller client: the only code that speaks HTTP to the selling BILLmanager.
+
+It calls `/billmgr` with `out=xml`, logs in with `func=auth` and sends `auth=<session>`,
+logging in again once when the seller says the session is gone. Seller refusals become
+`SellerError` (type and message kept); transport failures and bad replies `SellerUnavailable`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from xml.etree import ElementTree as ET
+
+import requests
+
+from reseller.errors import SellerError, SellerUnavailable
+
+PERIOD_CODES = {"day": -50, "trial": -100, "lifetime": 0}
+ADDON_TYPES = {"1": "boolean", "2": "integer", "3": "enumeration"}
+
+
+@dataclass
+class RemoteAddon:
+    """An add-on of a seller tariff as `pricelist.export` shows it."""
+
+    id: int
+    intname: str
+    type: str
+    included: int = 0
+    max: int | None = None
+    price: Decimal = Decimal(0)
+    items: dict[str, tuple[int, Decimal]] = field(default_factory=dict)
+
+
+@dataclass
+class RemoteTariff:
+    """A seller tariff: prices per period code in the seller's currency, add-ons, templates."""
+
+    id: int
+    intname: str
+    name: str
+    type: str
+    currency: str
+    prices: dict[int, Decimal]
+    addons: dict[str, RemoteAddon]
+    ostempl: list[str]
+    recipes: list[str]
+
+
+@dataclass
+class RemoteService:
+    """A seller service: its status code, expiry, add-on values by add-on id, params and IPs."""
+
+    id: int
+    type: str
+    name: str
+    tariff: int
+    period: int
+    status: int
+    expires: date | None
+    remoteid: str = ""
+    addons: dict[int, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    ips: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RemoteEvent:
+    """One event of the seller's feed."""
+
+    id: int
+    type: str
+    service: int
+    remoteid: str
+    status: int
+    expires: date | None
+    name: str = ""
+    value: str = ""
+    ips: list[str] = field(default_factory=list)
+
+
+def _text(node: ET.Element, tag: str, default: str = "") -> str:
+    child = node.find(tag)
+    return (child.text or "").strip() if child is not None and child.text else default
+
+
+def _int(node: ET.Element, tag: str) -> int:
+    raw = _text(node, tag)
+    try:
+        return int(raw)
+    except ValueError:
+        raise SellerUnavailable(f"bad reply: <{tag}> is {raw!r}, not a whole number") from None
+
+
+def _decimal(raw: str | None, what: str) -> Decimal:
+    try:
+        return Decimal(str(raw))
+    except InvalidOperation:
+        raise SellerUnavailable(f"bad reply: {what} is {raw!r}, not an amount") from None
+
+
+def _date(raw: str) -> date | None:
+    if not raw:
+        return None
+    try:
+        return datetime.strptime(raw[:10], "%Y-%m-%d").date()
+    except ValueError:
+        raise SellerUnavailable(f"bad reply: {raw!r} is not a date") from None
+
+
+def _period_code(period: ET.Element) -> int:
+    kind = period.get("type", "month")
+    if kind == "month":
+        return int(period.get("length", "1"))
+    if kind in PERIOD_CODES:
+        return PERIOD_CODES[kind]
+    raise SellerUnavailable(f"bad reply: unknown period type {kind!r}")
+
+
+def _monthly(node: ET.Element) -> Decimal:
+    period = node.find("price/period")
+    return _decimal(period.get("cost") if period is not None else "0", "an add-on price")
+
+
+def parse_tariff(node: ET.Element) -> RemoteTariff:
+    price = node.find("price")
+    prices = {
+        _period_code(p): _decimal(p.get("cost"), "a price")
+        for p in (price.findall("period") if price is not None else [])
+    }
+    params = {
+        _text(p, "intname"): [_text(v, "intname") for v in p.findall("itemtypeparamvalue")]
+        for p in node.findall("itemtypeparam")
+    }
+    addons = {}
+    for a in node.findall("addon"):
+        kind = ADDON_TYPES.get(_text(a, "addontype"), "integer")
+        limit = _text(a, "addonlimit")
+        addon = RemoteAddon(
+            _int(a, "id"),
+            _text(a, "intname"),
+            kind,
+            included=int(_text(a, "value") or 0),
+            max=int(limit) if limit else None,
+        )
+        if kind == "enumeration":
+            addon.items = {
+                _text(i, "intname"): (_int(i, "id"), _monthly(i))
+                for i in a.findall("enumeration/enumerationitem")
+            }
+        else:
+            addon.price = _monthly(a)
+        addons[addon.intname] = addon
+    return RemoteTariff(
+        id=_int(node, "id"),
+        intname=_text(node, "intname"),
+        name=_text(node, "name"),
+        type=_text(node, "itemtype_info/intname") or _text(node, "itemtype"),
+        currency=price.get("currency", "") if price is not None else "",
+        prices=prices,
+        addons=addons,
+        ostempl=params.get("ostempl", []),
+        recipes=params.get("recipe", []),
+    )
+
+
+class SellerClient:
+    """A logged-in conversation with one seller account over a `requests` session."""
+
+    def __init__(
+        self, url: str, login: str, password: str, session: requests.Session, timeout: float = 10.0
+    ):
+        self.url = url.rstrip("/")
+        self.endpoint = self.url if self.url.endswith("billmgr") else self.url + "/billmgr"
+        self.login = login
+        self._password = password
+        self.http = session
+        self.timeout = timeout
+        self._session_id: str | None = None
+
+    def __repr__(self) -> str:
+        return f"SellerClient({self.url!r}, {self.login!r}, '***')"
+
+    def _post(self, params: dict) -> ET.Element:
+        try:
+            reply = self.http.post(
+                self.endpoint, data={"out": "xml", **params}, timeout=self.timeout
+            )
+        except requests.Timeout:
+            raise SellerUnavailable(f"no reply from {self.url} within {self.timeout}s") from None
+        except requests.RequestException as error:
+            raise SellerUnavailable(f"cannot reach {self.url}: {error}") from None
+        if reply.status_code != 200:
+            raise SellerUnavailable(f"{self.url} answered HTTP {reply.status_code}")
+        try:
+            root = ET.fromstring(reply.content)
+        except ET.ParseError as error:
+            raise SellerUnavailable(f"bad reply from {self.url}: not XML ({error})") from None
+        if root.tag != "doc":
+            raise SellerUnavailable(f"bad reply from {self.url}: <{root.tag}> is not <doc>")
+        error = root.find("error")
+        if error is not None:
+            params = {
+                p.get("name"): (p.text or "")
+                for p in error.findall("param")
+                if p.get("name") != "object"
+            }
+            raise SellerError(
+                error.get("type", "unknown"), _text(error, "msg"), error.get("object", ""), params
+            )
+        return root
+
+    def _open_session(self) -> str:
+        root = self._post({"func": "auth", "username": self.login, "password": self._password})
+        auth = root.find("auth")
+        if auth is None or not auth.get("id"):
+            raise SellerUnavailable("bad reply: func=auth gave no session id")
+        return auth.get("id")
+
+    def call(self, func: str, **params) -> ET.Element:
+        """One API call in the logged-in session; logs in again once if the session expired."""
+        params = {k: v for k, v in params.items() if v is not None}
+        for attempt in (1, 2):
+            if self._session_id is None:
+                self._session_id = self._open_session()
+            try:
+                return self._post({"func": func, "auth": self._session_id, **params})
+            except SellerError as error:
+                if error.type != "auth" or attempt == 2:
+                    raise
+                self._session_id = None
+        raise AssertionError("unreachable")
+
+    # -- functions ---------------------------------------------------------------------------
+
+    def whoami(self) -> dict:
+        user = self.call("whoami").find("user")
+        if user is None:
+            raise SellerUnavailable("bad reply: whoami gave no <user>")
+        return {
+            "level": int(user.get("level", "0")),
+            "balance": _decimal(user.get("balance"), "the balance"),
+            "currency": user.get("currency", ""),
+        }
+
+    def tariffs(self, tariff_id: int | None = None) -> list[RemoteTariff]:
+        root = self.call("pricelist.export", pricelist=tariff_id)
+        return [parse_tariff(node) for node in root.findall("pricelist")]
+
+    def order(
+        self,
+        type: str,
+        tariff: int,
+        period: int,
+        remoteid: str,
+        *,
+        addons: dict[int, str],
+        ostempl: str | None = None,
+        recipe: str | None = None,
+        domain: str | None = None,
+    ) -> int:
+        params = {f"addon_{k}": v for k, v in addons.items()}
+        root = self.call(
+            f"{type}.order.param",
+            pricelist=tariff,
+            period=period,
+            remoteid=remoteid,
+            ostempl=ostempl,
+            recipe=recipe,
+            domain=domain,
+            skipbasket="on",
+            clicked_button="finish",
+            sok="ok",
+            **params,
+        )
+        return _int(root, "id")
+
+    def services(self, type: str, remoteid: str | None = None) -> list[RemoteService]:
+        root = self.call(type, remoteid=remoteid)
+        return [
+            RemoteService(
+                id=_int(e, "id"),
+                type=type,
+                name=_text(e, "name"),
+                tariff=_int(e, "pricelist"),
+                period=_int(e, "period"),
+                status=_int(e, "status"),
+                expires=_date(_text(e, "expiredate")),
+                remoteid=_text(e, "remoteid"),
+                params={k: _text(e, k) for k in ("domain", "username", "licname") if _text(e, k)},
+                ips=[_text(e, "ip")] if _text(e, "ip") else [],
+            )
+            for e in root.findall("elem")
+        ]
+
+    def service(self, type: str, service_id: int) -> RemoteService:
+        """One service in full: add-on values, parameters and every IP."""
+        root = self.call(f"{type}.edit", elid=service_id)
+        addons = {int(e.tag[6:]): (e.text or "") for e in root if e.tag.startswith("addon_")}
+        return RemoteService(
+            id=_int(root, "id"),
+            type=type,
+            name=_text(root, "name"),
+            tariff=_int(root, "pricelist"),
+            period=_int(root, "period"),
+            status=_int(root, "status"),
+            expires=_date(_text(root, "expiredate")),
+            remoteid=_text(root, "remoteid"),
+            addons=addons,
+            params={p.get("name"): (p.text or "") for p in root.findall("param")},
+            ips=[(e.text or "") for e in root.findall("ip")],
+        )
+
+    def prolong(self, service_id: int, period: int) -> date | None:
+        root = self.call("service.prolong", elid=service_id, period=period, sok="ok")
+        return _date(_text(root, "doc/newexpiredate"))
+
+    def suspend(self, type: str, service_id: int) -> None:
+        self.call(f"{type}.suspend", elid=service_id, sok="ok")
+
+    def resume(self, type: str, service_id: int) -> None:
+        self.call(f"{type}.resume", elid=service_id, sok="ok")
+
+    def delete(self, type: str, service_id: int) -> None:
+        self.call(f"{type}.delete", elid=service_id, sok="ok")
+
+    def set_addons(self, type: str, service_id: int, addons: dict[int, str]) -> None:
+        self.call(
+            f"{type}.edit",
+            elid=service_id,
+            sok="ok",
+            **{f"addon_{k}": v for k, v in addons.items()},
+        )
+
+    def events(self) -> list[RemoteEvent]:
+        """Every pending event of this account; the seller empties its feed as it answers."""
+        root = self.call("itemevent")
+        return [
+            RemoteEvent(
+                id=_int(e, "id"),
+                type=_text(e, "type"),
+                service=_int(e, "item"),
+                remoteid=_text(e, "remoteid"),
+                status=int(_text(e, "status") or 0),
+                expires=_date(_text(e, "expiredate")),
+                name=_text(e, "name"),
+                value=_text(e, "value"),
+                ips=[(i.text or "") for i in e.findall("ip")],
+            )
+            for e in root.findall("elem")
+        ]

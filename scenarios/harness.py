@@ -1,0 +1,212 @@
+"""Both sides of a scenario on one simulated clock: the simulator and the reseller engine.
+
+The engine reaches the simulator only through its real seller client, over an in-process
+transport by default or over a local socket (`http=True`); the harness drives the simulator's
+clock and staff through the control API, exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+import requests
+import waitress
+
+from reseller.client import SellerClient
+from reseller.domain import PeriodRule
+from reseller.engine import Engine
+from reseller.store import Store
+from simulator.app import create_app
+from simulator.transport import in_process_session
+from simulator.world import seller_from_world
+
+CRON = timedelta(minutes=5)
+IN_PROCESS_URL = "http://simulator"
+
+
+class StepFailure(AssertionError):
+    """A step that did not do what the scenario says: the message names expected and actual."""
+
+
+class ControlClient:
+    """The simulator's control API (`/_sim`) as calls."""
+
+    def __init__(self, session: requests.Session, base_url: str):
+        self.http = session
+        self.base = base_url + "/_sim"
+
+    def _reply(self, response: requests.Response):
+        data = response.json()
+        if response.status_code >= 400:
+            error = data.get("error", {})
+            raise StepFailure(f"the seller refused: {error.get('type')}: {error.get('msg')}")
+        return data
+
+    def get(self, path: str, **params):
+        return self._reply(self.http.get(self.base + path, params=params, timeout=30))
+
+    def post(self, path: str, body: dict | None = None):
+        return self._reply(self.http.post(self.base + path, json=body or {}, timeout=30))
+
+    def delete(self, path: str):
+        return self._reply(self.http.delete(self.base + path, timeout=30))
+
+
+class SocketServer:
+    """The simulator app served by waitress on a free local port, in a background thread."""
+
+    def __init__(self, app):
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.close()
+
+
+class Harness:
+    """The seller, the engine and the clock of one scenario run."""
+
+    def __init__(
+        self,
+        seller_world: dict,
+        reseller: dict,
+        start: datetime,
+        *,
+        http: bool = False,
+        seed: int = 0,
+        db_path: str | None = None,
+        timeout: float = 10.0,
+    ):
+        self.start = self.now = start
+        self.app = create_app(seller_from_world(seller_world, start, seed))
+        self.server = None
+        if http:
+            self.server = SocketServer(self.app)
+            self.url, self.session = self.server.url, requests.Session()
+            self.session.trust_env = False
+            timeout = 1.0
+            self.app.extensions["simulator"].seller.slow_seconds = timeout + 0.5
+        else:
+            self.url, self.session = IN_PROCESS_URL, in_process_session(self.app, IN_PROCESS_URL)
+        self.control = ControlClient(self.session, self.url)
+        self.timeout = timeout
+        self.store = Store(db_path)
+        self.engine = Engine(self.store, self.open_client)
+        self.initial_seller_balances = {
+            login: Decimal(str((spec or {}).get("balance", 0)))
+            for login, spec in (seller_world.get("accounts") or {}).items()
+        }
+        self.initial_client_balances: dict[str, Decimal] = {}
+        self.services: dict[str, int] = {}
+        self.remotes: dict[str, int] = {}
+        self.last_cron = start
+        self.seller_due: datetime | None = None
+        self.drop_events_used = False
+        self.configure(reseller)
+
+    def open_client(self, url: str, login: str, password: str) -> SellerClient:
+        return SellerClient(url, login, password, self.session, timeout=self.timeout)
+
+    def configure(self, reseller: dict) -> None:
+        self.engine.configure(
+            reseller.get("currency"), reseller.get("rates") or {}, reseller.get("order_periods")
+        )
+        for name, spec in (reseller.get("clients") or {}).items():
+            balance = (spec or {}).get("balance", 0)
+            self.engine.add_client(str(name), balance)
+            self.initial_client_balances[str(name)] = Decimal(str(balance))
+        for name, spec in (reseller.get("modules") or {}).items():
+            self.connect(str(name), spec)
+
+    def connect(self, name: str, spec: dict) -> int:
+        rules = [
+            PeriodRule(int(r["from"]), int(r["to"]), r.get("tariff"))
+            for r in spec.get("periods") or []
+        ]
+        return self.engine.connect(
+            name,
+            spec.get("url", self.url),
+            str(spec["account"]),
+            str(spec["password"]),
+            rules,
+            self.now,
+        )
+
+    def close(self) -> None:
+        if self.server:
+            self.server.close()
+        self.session.close()
+
+    # -- the clock ---------------------------------------------------------------------------
+
+    @property
+    def seller(self):
+        """The simulator's state, for invariant checks that read it whole."""
+        return self.app.extensions["simulator"].seller
+
+    def _next_cron(self) -> datetime:
+        """The next `*/5 * * * *` tick after the last one that ran."""
+        t = self.last_cron.replace(second=0, microsecond=0)
+        t += timedelta(minutes=5 - t.minute % 5)
+        return t
+
+    def _seller_clock(self, when: datetime) -> None:
+        reply = self.control.post("/clock", {"to": when.isoformat()})
+        self.seller_due = datetime.fromisoformat(reply["next_due"]) if reply["next_due"] else None
+
+    def advance(self, until: datetime) -> None:
+        """Run every job that falls due up to and including `until`, in time order."""
+        if self.seller_due is None:
+            self._seller_clock(self.now)
+        while True:
+            candidates = [
+                t
+                for t in (self._next_cron(), self.engine.next_due(), self.seller_due)
+                if t is not None
+            ]
+            when = max(min(candidates), self.now)
+            if when > until:
+                break
+            self.now = when
+            self._seller_clock(when)
+            if when >= self._next_cron():
+                self.last_cron = when
+                self.engine.cron(when)
+            else:
+                self.engine.run_due(when)
+        self.now = until
+        self._seller_clock(until)
+
+    def wait(self, duration: timedelta) -> None:
+        self.advance(self.now + duration)
+
+    # -- names -------------------------------------------------------------------------------
+
+    def item(self, alias) -> int:
+        if str(alias) not in self.services:
+            raise StepFailure(f"no reseller service named {alias!r}")
+        return self.services[str(alias)]
+
+    def remote(self, alias) -> int:
+        """The seller's service for a name: a seller-created one, or the one a service links."""
+        if str(alias) in self.remotes:
+            return self.remotes[str(alias)]
+        if str(alias) in self.services:
+            item = self.store.item(self.services[str(alias)])
+            if item["remote_id"] is None:
+                raise StepFailure(f"service {alias!r} is not linked to a seller service yet")
+            return item["remote_id"]
+        if isinstance(alias, int) or str(alias).isdigit():
+            return int(alias)
+        raise StepFailure(f"no service named {alias!r}")
+
+    def recent_calls(self, count: int = 8) -> list[str]:
+        """The last calls between the two sides, one line each."""
+        return [
+            f"{c['at']} {c['func'] or '-'} {c['params'].get('elid', '')} -> {c['result']}"
+            for c in self.control.get("/calls", last=count)["calls"]
+        ]

@@ -1,0 +1,166 @@
+"""The named invariants of the scenario format, shared by the runner and the property tests.
+
+Each takes a `Harness` and returns the problems it found (an empty list when it holds).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+from decimal import Decimal
+
+from reseller.domain import STATUS_NAMES
+
+SELLER_DEBITS = {"order": "open", "prolong": "prolong", "addon": "setparam"}
+
+
+def money_conserved(h) -> list[str]:
+    """Every debit belongs to one accepted operation or direct purchase; only top-ups add money."""
+    problems = []
+    seller = h.seller
+    for login, account in seller.accounts.items():
+        moved = sum((e.amount for e in seller.ledger if e.account == login), Decimal(0))
+        start = h.initial_seller_balances.get(login, Decimal(0))
+        if start + moved != account.balance:
+            problems.append(
+                f"seller account {login}: {start} + ledger {moved} != balance {account.balance}"
+            )
+    for entry in seller.ledger:
+        if entry.amount < 0 and entry.reason not in (*SELLER_DEBITS, "create_service"):
+            problems.append(f"seller debit {entry.id} has no purchase behind it ({entry.reason})")
+        if entry.amount > 0 and entry.reason != "topup":
+            problems.append(f"seller credit {entry.id} is not a top-up ({entry.reason})")
+    debits = Counter((e.service, e.reason) for e in seller.ledger if e.reason in SELLER_DEBITS)
+    accepted = Counter()
+    items_by_remote = {}
+    for item in h.store.items():
+        if item["remote_id"] is not None:
+            items_by_remote[item["remote_id"]] = item
+        for op in h.store.operations(item["id"]):
+            if op["accepted"] and item["remote_id"] is not None:
+                accepted[(item["remote_id"], op["kind"])] += 1
+    for (service, reason), count in debits.items():
+        kind = SELLER_DEBITS[reason]
+        remote = seller.services.get(service)
+        if remote is not None and not remote.remoteid:
+            continue  # ordered on the seller by someone else than this reseller
+        if accepted[(service, kind)] != count:
+            problems.append(
+                f"seller service {service}: {count} {reason} debit(s) but "
+                f"{accepted[(service, kind)]} accepted {kind} operation(s)"
+            )
+    for name, start in h.initial_client_balances.items():
+        client = h.store.client(name)
+        expenses = [e for e in h.store.expenses() if e["account"] == client["id"]]
+        total = sum((Decimal(e["amount"]) for e in expenses), Decimal(0))
+        if start + total != Decimal(client["balance"]):
+            problems.append(
+                f"client {name}: {start} + expenses {total} != balance {client['balance']}"
+            )
+    charges = Counter()
+    for expense in h.store.expenses():
+        amount = Decimal(expense["amount"])
+        if amount > 0 and expense["reason"] != "topup":
+            problems.append(f"client credit {expense['id']} is not a top-up")
+        if amount < 0:
+            if expense["item"] is None or h.store.item(expense["item"]) is None:
+                problems.append(f"client charge {expense['id']} belongs to no service")
+            charges[expense["operation"]] += 1
+    for operation, count in charges.items():
+        if count > 1:
+            problems.append(f"operation {operation} was charged {count} times")
+    for item in h.store.items():
+        orders = [
+            e for e in h.store.expenses() if e["item"] == item["id"] and e["reason"] == "order"
+        ]
+        if len(orders) > 1:
+            problems.append(f"service {item['id']} was charged for its order {len(orders)} times")
+    return problems
+
+
+def one_remote_per_service(h) -> list[str]:
+    """No reseller service links two seller services, and none was ordered twice at the seller."""
+    problems = []
+    links = Counter(
+        (i["remote_module"], i["remote_id"]) for i in h.store.items() if i["remote_id"] is not None
+    )
+    for (_module, remote), count in links.items():
+        if count > 1:
+            problems.append(f"seller service {remote} is linked to {count} reseller services")
+    ordered = Counter(s.remoteid for s in h.seller.services.values() if s.remoteid)
+    for remoteid, count in ordered.items():
+        if count > 1:
+            problems.append(f"reseller service {remoteid} was ordered {count} times at the seller")
+    return problems
+
+
+def events_applied_once(h) -> list[str]:
+    """No seller event changed reseller state more than once."""
+    applied = Counter((e["processingmodule"], e["event_id"]) for e in h.store.applied_events())
+    return [
+        f"event {event} applied {count} times" for (_, event), count in applied.items() if count > 1
+    ]
+
+
+def drain(h) -> None:
+    """Clear faults, retry what is pending, poll every feed until empty, reconcile lost events."""
+    h.control.delete("/faults")
+    for _ in range(200):
+        due = h.engine.next_due()
+        if due is None:
+            break
+        h.advance(max(due, h.now))
+    for module in h.store.modules():
+        for _ in range(50):
+            if h.engine.checkevent(module["name"], h.now).fetched == 0 and not any(
+                h.seller.feeds.values()
+            ):
+                break
+        if h.drop_events_used or h.seller.faults.used.get("drop_events"):
+            h.engine.reconcile(module["name"], h.now)
+
+
+def converged(h) -> list[str]:
+    """After a drain, every linked service has the same status, expiry, add-ons and IPs."""
+    drain(h)
+    problems = []
+    for item in h.store.items():
+        if item["remote_id"] is None:
+            continue
+        remote = h.seller.services.get(item["remote_id"])
+        if remote is None:
+            problems.append(
+                f"service {item['id']} links seller service {item['remote_id']}, "
+                "which does not exist"
+            )
+            continue
+        expires = remote.expires.strftime("%Y-%m-%d") if remote.expires else None
+        specs = h.store.addons(item["pricelist"])
+        seller_addons = {}
+        tariff = h.seller.tariffs[remote.tariff]
+        for name, value in remote.addons.items():
+            if name in specs and name in tariff.addons:
+                seller_addons[name] = specs[name].from_wire(tariff.addons[name].wire(value))
+        mine = {k: v for k, v in h.store.item_addons(item["id"]).items() if k in seller_addons}
+        pairs = [
+            ("status", STATUS_NAMES[item["status"]], STATUS_NAMES[remote.status]),
+            ("expiry", item["expiredate"], expires),
+            ("add-ons", mine, seller_addons),
+            ("IPs", sorted(h.store.item_ips(item["id"])), sorted(remote.ips)),
+        ]
+        for what, local, seller in pairs:
+            if local != seller:
+                problems.append(
+                    f"service {item['id']} (seller {remote.id}): {what} {local} "
+                    f"here, {seller} at the seller"
+                )
+    return problems
+
+
+CHECKS = {
+    "money_conserved": money_conserved,
+    "one_remote_per_service": one_remote_per_service,
+    "events_applied_once": events_applied_once,
+    "converged": converged,
+}
+DRAIN_LIMIT = timedelta(days=2)

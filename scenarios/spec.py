@@ -1,0 +1,479 @@
+"""Scenario files: load the YAML, fill in `let` values, and validate every step before a run.
+
+A bad file raises `ScenarioError` naming the file, the step, the key and what was expected.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import yaml
+
+from simulator.faults import KINDS as FAULT_KINDS
+from simulator.world import WorldError, parse_duration, parse_time, seller_from_world
+
+DEFAULT_START = "2026-01-01T00:00:00Z"
+TOP_KEYS = {"name", "tags", "start", "seller", "reseller", "let", "steps", "invariants"}
+INVARIANTS = ("converged", "money_conserved", "one_remote_per_service", "events_applied_once")
+VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+SCALAR = (str, int)
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot run: where (file, step, key) and what was expected."""
+
+    def __init__(self, file: str, where: str, problem: str):
+        super().__init__(f"{file}: {where}: {problem}" if where else f"{file}: {problem}")
+        self.file, self.where, self.problem = file, where, problem
+
+
+@dataclass
+class Step:
+    """One step: its 1-based number, action, argument, and the optional `fails` and `as`."""
+
+    number: int
+    action: str
+    arg: object
+    fails: str | None = None
+    name: str | None = None
+
+    def where(self) -> str:
+        return f"step {self.number} ({self.action})"
+
+
+@dataclass
+class Scenario:
+    """A validated scenario with every `let` value fixed."""
+
+    path: str
+    name: str
+    tags: list[str]
+    start: datetime
+    seller: dict
+    reseller: dict
+    steps: list[Step]
+    invariants: list[str]
+    values: dict = field(default_factory=dict)
+    document: dict = field(default_factory=dict)
+
+
+# Each action's argument: a scalar name, or a mapping with required and optional keys.
+NAME = "name"
+ACTIONS: dict[str, tuple] = {
+    "connect": ({"module", "account", "password"}, {"url", "periods"}),
+    "import": ({"module", "tariff"}, set()),
+    "sync": NAME,
+    "order": (
+        {"client", "tariff", "period"},
+        {"ostempl", "recipe", "domain", "addons", "autoprolong"},
+    ),
+    "prolong": ({"service", "period"}, set()),
+    "suspend": NAME,
+    "resume": NAME,
+    "delete": NAME,
+    "set_addons": ({"service", "addons"}, set()),
+    "restart": NAME,
+    "checkevent": NAME,
+    "import_services": ({"module", "type"}, {"mask"}),
+    "assign": ({"remote", "client"}, set()),
+    "reconcile": NAME,
+    "topup": ({"client", "amount"}, set()),
+    "set_price": ({"tariff"}, {"prices", "addons"}),
+    "change_tariff": ({"service", "tariff"}, set()),
+    "set_module": ({"service", "module"}, set()),
+    "seller.activate": NAME,
+    "seller.suspend": NAME,
+    "seller.resume": NAME,
+    "seller.delete": NAME,
+    "seller.add_ip": (NAME, {"service"}, {"ip"}),
+    "seller.remove_ip": (NAME, {"service"}, {"ip"}),
+    "seller.set_addon": ({"service", "addon", "value"}, set()),
+    "seller.set_param": ({"service", "name", "value"}, set()),
+    "seller.topup": ({"account", "amount"}, set()),
+    "seller.edit_tariff": (
+        {"id"},
+        {"intname", "name", "prices", "addons", "ostempl", "recipes", "setup"},
+    ),
+    "seller.create_service": (
+        {"account", "tariff"},
+        {"period", "ip", "name", "domain", "hostname", "licname"},
+    ),
+    "seller.fault": ({"kind", "times"}, set()),
+    "wait": "duration",
+    "expect": "expect",
+}
+EXPECT_SUBJECTS = {
+    "service": {"status", "expires", "period", "tariff", "addons", "params", "ips"},
+    "seller_service": {"status", "expires", "period", "tariff", "addons", "params", "ips"},
+    "operation": {"state", "error", "kind"},
+    "tariff": {"prices", "addons", "enumeration", "ostempl", "addon_prices", "recipes"},
+    "seller_balance": {"equals"},
+    "client_balance": {"equals"},
+}
+COUNTS = {"services", "seller_services"}
+SERVICE_ARGS = {"service", "remote"}
+
+
+def substitute(node, values: dict, where: str, file: str):
+    """`node` with every `$name` replaced: a whole-string `$name` keeps the value's type."""
+    if isinstance(node, dict):
+        return {k: substitute(v, values, f"{where}.{k}", file) for k, v in node.items()}
+    if isinstance(node, list):
+        return [substitute(v, values, f"{where}[{i}]", file) for i, v in enumerate(node)]
+    if isinstance(node, str) and "$" in node:
+        whole = VARIABLE.fullmatch(node)
+        for name in VARIABLE.findall(node):
+            if name not in values:
+                raise ScenarioError(file, where, f"${name} is not defined under let")
+        if whole:
+            return values[whole.group(1)]
+        return VARIABLE.sub(lambda m: str(values[m.group(1)]), node)
+    return node
+
+
+def generated(spec) -> bool:
+    return isinstance(spec, dict) and set(spec) in ({"any"}, {"between"})
+
+
+def check_let(let, file: str) -> None:
+    if not isinstance(let, dict):
+        raise ScenarioError(file, "let", f"expected a mapping of names, got {let!r}")
+    for name, spec in let.items():
+        if isinstance(spec, dict) and not generated(spec):
+            raise ScenarioError(
+                file,
+                f"let.{name}",
+                f"expected a value, {{any: [...]}} or {{between: [low, high]}}, got {spec!r}",
+            )
+        if (
+            isinstance(spec, dict)
+            and "any" in spec
+            and (not isinstance(spec["any"], list) or not spec["any"])
+        ):
+            raise ScenarioError(file, f"let.{name}.any", "expected a non-empty list")
+        if isinstance(spec, dict) and "between" in spec:
+            bounds = spec["between"]
+            if (
+                not isinstance(bounds, list)
+                or len(bounds) != 2
+                or not all(isinstance(b, int | float) and not isinstance(b, bool) for b in bounds)
+                or bounds[0] > bounds[1]
+            ):
+                raise ScenarioError(
+                    file,
+                    f"let.{name}.between",
+                    f"expected [low, high] numbers with low <= high, got {bounds!r}",
+                )
+
+
+def sample_values(let: dict) -> dict:
+    """One valid value per `let` name (the first choice, the low bound), for validation."""
+    return {
+        name: (spec["any"][0] if "any" in spec else spec["between"][0]) if generated(spec) else spec
+        for name, spec in let.items()
+    }
+
+
+def load_document(path: str | Path) -> dict:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise ScenarioError(file, "", f"cannot read the file: {error.strerror}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else ""
+        raise ScenarioError(
+            file, where, f"not valid YAML: {getattr(error, 'problem', error)}"
+        ) from None
+    if not isinstance(document, dict):
+        raise ScenarioError(file, "", "expected a mapping with name and steps at the top")
+    return document
+
+
+def build(document: dict, file: str, values: dict | None = None) -> Scenario:
+    """Validate a scenario document, with `values` for its `let` names (samples if None)."""
+    extra = sorted(set(map(str, document)) - TOP_KEYS)
+    if extra:
+        raise ScenarioError(file, extra[0], f"unknown key; expected one of {sorted(TOP_KEYS)}")
+    for key in ("name", "steps"):
+        if key not in document:
+            raise ScenarioError(file, key, "missing (every scenario needs name and steps)")
+    let = document.get("let") or {}
+    check_let(let, file)
+    fixed = {n: v for n, v in sample_values(let).items()}
+    fixed.update(values or {})
+    doc = substitute({k: v for k, v in document.items() if k != "let"}, fixed, "", file)
+    if not isinstance(doc["name"], str):
+        raise ScenarioError(file, "name", f"expected one line of text, got {doc['name']!r}")
+    tags = doc.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise ScenarioError(file, "tags", f"expected a list of words, got {tags!r}")
+    try:
+        start = parse_time(doc.get("start", DEFAULT_START), "start")
+        seller_from_world(doc.get("seller") or {}, start)
+    except WorldError as error:
+        raise ScenarioError(file, error.path, error.problem) from None
+    reseller = check_reseller(doc.get("reseller") or {}, file)
+    invariants = doc.get("invariants") or []
+    if not isinstance(invariants, list):
+        raise ScenarioError(file, "invariants", f"expected a list, got {invariants!r}")
+    for name in invariants:
+        if name not in INVARIANTS:
+            raise ScenarioError(
+                file,
+                "invariants",
+                f"unknown invariant {name!r}; expected one of {list(INVARIANTS)}",
+            )
+    if not isinstance(doc["steps"], list) or not doc["steps"]:
+        raise ScenarioError(file, "steps", "expected a non-empty list of steps")
+    steps = [parse_step(i + 1, raw, file) for i, raw in enumerate(doc["steps"])]
+    check_names(steps, doc.get("seller") or {}, reseller, file)
+    return Scenario(
+        file,
+        doc["name"],
+        tags,
+        start,
+        doc.get("seller") or {},
+        reseller,
+        steps,
+        invariants,
+        fixed,
+        document,
+    )
+
+
+def check_reseller(section, file: str) -> dict:
+    if not isinstance(section, dict):
+        raise ScenarioError(file, "reseller", f"expected a mapping, got {section!r}")
+    allowed = {"currency", "rates", "order_periods", "clients", "modules"}
+    extra = sorted(set(section) - allowed)
+    if extra:
+        raise ScenarioError(
+            file, f"reseller.{extra[0]}", f"unknown key; expected one of {sorted(allowed)}"
+        )
+    for key in ("rates", "clients", "modules"):
+        if not isinstance(section.get(key) or {}, dict):
+            raise ScenarioError(file, f"reseller.{key}", "expected a mapping")
+    for name, spec in (section.get("modules") or {}).items():
+        where = f"reseller.modules.{name}"
+        if not isinstance(spec, dict):
+            raise ScenarioError(file, where, "expected a mapping with account and password")
+        for key in ("account", "password"):
+            if key not in spec:
+                raise ScenarioError(file, f"{where}.{key}", "missing")
+        check_periods(spec.get("periods"), f"{where}.periods", file)
+    for name, spec in (section.get("clients") or {}).items():
+        if spec is not None and not isinstance(spec, dict):
+            raise ScenarioError(file, f"reseller.clients.{name}", "expected {balance: N}")
+    periods = section.get("order_periods")
+    if periods is not None and (
+        not isinstance(periods, list) or not all(isinstance(p, int) for p in periods)
+    ):
+        raise ScenarioError(
+            file, "reseller.order_periods", f"expected a list of period codes, got {periods!r}"
+        )
+    return section
+
+
+def check_periods(rules, where: str, file: str) -> None:
+    if rules is None:
+        return
+    if not isinstance(rules, list):
+        raise ScenarioError(file, where, "expected a list of {from, to, tariff?}")
+    for i, rule in enumerate(rules):
+        if (
+            not isinstance(rule, dict)
+            or not {"from", "to"} <= set(rule)
+            or not set(rule) <= {"from", "to", "tariff"}
+        ):
+            raise ScenarioError(
+                file, f"{where}[{i}]", f"expected {{from: N, to: N, tariff?: NAME}}, got {rule!r}"
+            )
+        for key in ("from", "to"):
+            if not isinstance(rule[key], int) or isinstance(rule[key], bool):
+                raise ScenarioError(
+                    file, f"{where}[{i}].{key}", f"expected a period code, got {rule[key]!r}"
+                )
+
+
+def parse_step(number: int, raw, file: str) -> Step:
+    where = f"step {number}"
+    if not isinstance(raw, dict):
+        raise ScenarioError(file, where, f"expected a mapping with one action, got {raw!r}")
+    fails, name = raw.get("fails"), raw.get("as")
+    actions = [k for k in raw if k not in ("fails", "as")]
+    if len(actions) != 1:
+        raise ScenarioError(file, where, f"expected exactly one action, got {actions or 'none'}")
+    action = actions[0]
+    if action not in ACTIONS:
+        raise ScenarioError(
+            file, f"{where}.{action}", f"unknown action; expected one of {sorted(ACTIONS)}"
+        )
+    if fails is not None and not isinstance(fails, str):
+        raise ScenarioError(file, f"{where}.fails", f"expected an error type, got {fails!r}")
+    if name is not None and not isinstance(name, str):
+        raise ScenarioError(file, f"{where}.as", f"expected a name, got {name!r}")
+    step = Step(number, action, raw[action], fails, name)
+    check_arg(step, file)
+    return step
+
+
+def check_arg(step: Step, file: str) -> None:
+    where, arg, shape = f"{step.where()}", step.arg, ACTIONS[step.action]
+    if shape == NAME:
+        if not isinstance(arg, SCALAR) or isinstance(arg, bool):
+            raise ScenarioError(file, where, f"expected a name, got {arg!r}")
+        return
+    if shape == "duration":
+        try:
+            parse_duration(arg, "wait")
+        except WorldError as error:
+            raise ScenarioError(file, where, error.problem) from None
+        return
+    if shape == "expect":
+        check_expect(step, file)
+        return
+    if shape[0] == NAME:
+        if isinstance(arg, SCALAR) and not isinstance(arg, bool):
+            return
+        shape = shape[1:]
+    required, optional = shape
+    if not isinstance(arg, dict):
+        raise ScenarioError(file, where, f"expected a mapping with {sorted(required)}, got {arg!r}")
+    for key in sorted(required):
+        if key not in arg:
+            raise ScenarioError(file, f"{where}.{key}", "missing")
+    extra = sorted(set(arg) - required - optional)
+    if extra:
+        raise ScenarioError(
+            file,
+            f"{where}.{extra[0]}",
+            f"unknown key; expected one of {sorted(required | optional)}",
+        )
+    for key in ("addons", "prices"):
+        if key in arg and step.action != "seller.edit_tariff" and not isinstance(arg[key], dict):
+            raise ScenarioError(file, f"{where}.{key}", f"expected a mapping, got {arg[key]!r}")
+    for key in ("period", "times", "tariff", "id"):
+        if key in arg and step.action in (
+            "order",
+            "prolong",
+            "seller.fault",
+            "import",
+            "seller.create_service",
+            "seller.edit_tariff",
+        ):
+            if key == "tariff" and step.action == "order":
+                continue
+            if not isinstance(arg[key], int) or isinstance(arg[key], bool):
+                raise ScenarioError(
+                    file, f"{where}.{key}", f"expected a whole number, got {arg[key]!r}"
+                )
+    if step.action == "seller.fault":
+        if arg["kind"] not in FAULT_KINDS:
+            raise ScenarioError(
+                file,
+                f"{where}.kind",
+                f"unknown fault {arg['kind']!r}; expected one of {list(FAULT_KINDS)}",
+            )
+        if arg["times"] < 0:
+            raise ScenarioError(file, f"{where}.times", f"expected >= 0, got {arg['times']}")
+    if step.action == "connect":
+        check_periods(arg.get("periods"), f"{where}.periods", file)
+    if "autoprolong" in arg and not isinstance(arg["autoprolong"], bool):
+        raise ScenarioError(file, f"{where}.autoprolong", "expected true or false")
+
+
+def check_expect(step: Step, file: str) -> None:
+    where, arg = step.where(), step.arg
+    if not isinstance(arg, dict) or not arg:
+        raise ScenarioError(file, where, f"expected a mapping naming what to check, got {arg!r}")
+    subjects = [k for k in arg if k in EXPECT_SUBJECTS]
+    if len(subjects) > 1:
+        raise ScenarioError(file, where, f"check one thing per expect, got {subjects}")
+    allowed = EXPECT_SUBJECTS[subjects[0]] | {subjects[0]} if subjects else COUNTS
+    extra = sorted(set(arg) - allowed)
+    if extra:
+        raise ScenarioError(
+            file, f"{where}.{extra[0]}", f"unknown key; expected one of {sorted(allowed)}"
+        )
+    if subjects and len(arg) == 1:
+        raise ScenarioError(
+            file,
+            where,
+            f"name what to check about {subjects[0]}: {sorted(EXPECT_SUBJECTS[subjects[0]])}",
+        )
+    for key in ("addons", "params", "prices", "enumeration", "addon_prices"):
+        if key in arg and not isinstance(arg[key], dict):
+            raise ScenarioError(file, f"{where}.{key}", f"expected a mapping, got {arg[key]!r}")
+
+
+def check_names(steps: list[Step], seller: dict, reseller: dict, file: str) -> None:
+    """Names of clients, modules and services must exist by the step that uses them."""
+    clients = set(map(str, reseller.get("clients") or {}))
+    modules = set(map(str, reseller.get("modules") or {}))
+    services: set[str] = set()
+    remotes: set[str] = set()
+    for step in steps:
+        arg = step.arg if isinstance(step.arg, dict) else {}
+        where = step.where()
+        if step.action in ("order", "topup", "assign") and str(arg.get("client")) not in clients:
+            raise ScenarioError(
+                file,
+                f"{where}.client",
+                f"unknown client {arg.get('client')!r}; the reseller has {sorted(clients)}",
+            )
+        module = arg.get("module") if step.action != "set_module" else None
+        if step.action in ("checkevent", "reconcile"):
+            module = step.arg
+        if module is not None and step.action != "connect" and str(module) not in modules:
+            raise ScenarioError(
+                file,
+                f"{where}.module",
+                f"unknown module {module!r}; the reseller has {sorted(modules)}",
+            )
+        service = arg.get("service")
+        if step.action in ("suspend", "resume", "delete", "restart") or (
+            step.action.startswith("seller.")
+            and not isinstance(step.arg, dict)
+            and step.action != "seller.fault"
+        ):
+            service = step.arg
+        if step.action == "expect":
+            service = arg.get("service") or arg.get("seller_service") or arg.get("operation")
+        known = (
+            services | remotes
+            if step.action.startswith("seller.") or "seller_service" in arg
+            else services
+        )
+        if service is not None and str(service) not in known:
+            raise ScenarioError(
+                file, f"{where}", f"unknown service {service!r}; named so far: {sorted(known)}"
+            )
+        if step.action == "connect":
+            modules.add(str(arg.get("module")))
+        if step.name:
+            if step.action == "seller.create_service":
+                remotes.add(step.name)
+            elif step.action in ("order", "assign"):
+                services.add(step.name)
+            else:
+                raise ScenarioError(file, f"{where}.as", f"'{step.action}' creates nothing to name")
+
+
+def load(path: str | Path, values: dict | None = None) -> Scenario:
+    """Load and validate a scenario file (with `values` for generated `let` names)."""
+    return build(load_document(path), str(path), values)
+
+
+def concrete(scenario: Scenario) -> dict:
+    """The scenario's document with every `let` value fixed, for writing a regression file."""
+    document = copy.deepcopy(scenario.document)
+    document["let"] = dict(scenario.values)
+    return document
