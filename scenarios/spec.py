@@ -33,13 +33,14 @@ class ScenarioError(ValueError):
 
 @dataclass
 class Step:
-    """One step: its 1-based number, action, argument, and the optional `fails` and `as`."""
+    """One step: its number (from 1), action, argument, optional `fails`, `as` and `note`."""
 
     number: int
     action: str
     arg: object
     fails: str | None = None
     name: str | None = None
+    note: str = ""
 
     def where(self) -> str:
         return f"step {self.number} ({self.action})"
@@ -308,7 +309,7 @@ def parse_step(number: int, raw, file: str) -> Step:
     if not isinstance(raw, dict):
         raise ScenarioError(file, where, f"expected a mapping with one action, got {raw!r}")
     fails, name = raw.get("fails"), raw.get("as")
-    actions = [k for k in raw if k not in ("fails", "as")]
+    actions = [k for k in raw if k not in ("fails", "as", "note")]
     if len(actions) != 1:
         raise ScenarioError(file, where, f"expected exactly one action, got {actions or 'none'}")
     action = actions[0]
@@ -320,7 +321,7 @@ def parse_step(number: int, raw, file: str) -> Step:
         raise ScenarioError(file, f"{where}.fails", f"expected an error type, got {fails!r}")
     if name is not None and not isinstance(name, str):
         raise ScenarioError(file, f"{where}.as", f"expected a name, got {name!r}")
-    step = Step(number, action, raw[action], fails, name)
+    step = Step(number, action, raw[action], fails, name, str(raw.get("note") or ""))
     check_arg(step, file)
     return step
 

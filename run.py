@@ -1,0 +1,174 @@
+"""The command line: `simulator`, `reseller`, `scenarios`, `demo` and `bench`.
+
+This is the one place that builds the parts and joins them; each command calls one function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from datetime import datetime
+
+SHARED_EXAMPLE = "../shared/scenario-examples/any_period_any_balance.yaml"
+
+
+def parser() -> argparse.ArgumentParser:
+    from reseller import cli as reseller_cli
+
+    top = argparse.ArgumentParser(prog="run.py", description=__doc__.splitlines()[0])
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sim = commands.add_parser("simulator", help="serve the simulated selling BILLmanager")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8080)
+    sim.add_argument("--world", help="a scenario file whose seller section to load")
+    sim.add_argument("--state", help="a snapshot file: loaded if it exists, saved on exit")
+    sim.add_argument("--seed", type=int, default=0)
+
+    reseller = commands.add_parser("reseller", help="the reseller engine (mgrctl -m billmgr)")
+    reseller_cli.add_arguments(reseller)
+
+    scen = commands.add_parser("scenarios", help="run scenario files and folders")
+    scen.add_argument("paths", nargs="*", default=["scenarios/library"], metavar="PATH")
+    scen.add_argument("--tag", action="append", default=[], help="only scenarios with this tag")
+    scen.add_argument("--examples", type=int, default=100, help="examples per property")
+    scen.add_argument("--seed", type=int, help="the Hypothesis seed for properties")
+    scen.add_argument("--http", action="store_true", help="go over a real local socket")
+    scen.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    scen.add_argument(
+        "--failures",
+        default="failures",
+        metavar="DIR",
+        help="where shrunk failing examples are written",
+    )
+
+    demo = commands.add_parser("demo", help="a narrated reselling story over HTTP")
+    demo.add_argument("--keep", action="store_true", help="keep the simulator serving")
+
+    bench = commands.add_parser("bench", help="benchmarks against floors measured in the run")
+    bench.add_argument("--quick", action="store_true", help="a small version of each")
+    bench.add_argument("--output", default="bench.json")
+    bench.add_argument("--property", default=SHARED_EXAMPLE, help="figure 6's scenario file")
+    bench.add_argument("--only", type=int, action="append", help="run only these figures")
+    return top
+
+
+def serve_simulator(args) -> int:
+    from pathlib import Path
+
+    import waitress
+
+    from scenarios.spec import ScenarioError, load_document
+    from simulator import snapshot
+    from simulator.app import create_app
+    from simulator.model import Seller
+    from simulator.world import WorldError, parse_time, seller_from_world
+
+    try:
+        if args.state and Path(args.state).exists():
+            seller = snapshot.load(args.state)
+        elif args.world:
+            document = load_document(args.world)
+            start = parse_time(document.get("start", "2026-01-01T00:00:00Z"))
+            seller = seller_from_world(document.get("seller") or {}, start, args.seed)
+        else:
+            seller = Seller(seed=args.seed)
+    except (ScenarioError, WorldError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = create_app(seller)
+    print(
+        f"simulated BILLmanager at http://{args.host}:{args.port}/billmgr "
+        f"(control API at /_sim); Ctrl-C to stop"
+    )
+    try:
+        waitress.serve(app, host=args.host, port=args.port, threads=8, _quiet=True)
+    finally:
+        if args.state:
+            snapshot.save(app.extensions["simulator"].seller, args.state)
+            print(f"state saved to {args.state}")
+    return 0
+
+
+def run_reseller(args) -> int:
+    import requests
+
+    from reseller import cli as reseller_cli
+    from reseller.client import SellerClient
+    from reseller.engine import Engine
+    from reseller.errors import ResellerError
+    from reseller.jobs import run_daemon, utc_now
+    from reseller.store import Store
+
+    session = requests.Session()
+    engine = Engine(
+        Store(args.db), lambda url, login, password: SellerClient(url, login, password, session)
+    )
+    try:
+        now = datetime.fromisoformat(args.now) if args.now else utc_now()
+    except ValueError:
+        print(f"error: --now: {args.now!r} is not an ISO date-time", file=sys.stderr)
+        return 2
+    if args.command == "daemon":
+        stop = threading.Event()
+        try:
+            run_daemon(engine, print, stop)
+        except KeyboardInterrupt:
+            stop.set()
+        return 0
+    try:
+        reseller_cli.execute(engine, args, now, print)
+    except ResellerError as error:
+        print(f"error: {error.type}: {error.message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_scenarios(args) -> int:
+    from scenarios.cli import run_scenarios as run
+
+    return run(
+        args.paths,
+        tags=args.tag,
+        examples=args.examples,
+        seed=args.seed,
+        http=args.http,
+        junit=args.junit,
+        failures_dir=args.failures,
+    )
+
+
+def run_demo(args) -> int:
+    from rich.console import Console
+
+    from scenarios.demo import play
+
+    try:
+        return play(Console(), keep=args.keep)
+    except KeyboardInterrupt:
+        return 0
+
+
+def run_bench(args) -> int:
+    from bench.cli import main
+
+    return main(quick=args.quick, output=args.output, property_path=args.property, only=args.only)
+
+
+COMMANDS = {
+    "simulator": serve_simulator,
+    "reseller": run_reseller,
+    "scenarios": run_scenarios,
+    "demo": run_demo,
+    "bench": run_bench,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return COMMANDS[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
