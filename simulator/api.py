@@ -423,6 +423,11 @@ def call(seller: Seller, params: dict, cookie: str | None = None) -> Reply:
     func = str(params.get("func", "")).strip()
     if func == "auth":
         return auth(seller, params)
+    # down, error and slow count any call, even one that would be refused
+    fault = seller.faults.take_for_call(False)
+    if fault is not None:
+        return Reply(None, fault=fault, result=fault)
+    account = None
     try:
         handler, action = resolve(func) if func else (None, "")
         if handler is None:
@@ -430,18 +435,18 @@ def call(seller: Seller, params: dict, cookie: str | None = None) -> Reply:
         changes_state = action in STATE_CHANGING and (
             action in {"suspend", "resume", "delete"} or bool(params.get("sok"))
         )
-        fault = seller.faults.take_for_call(changes_state)
-        if fault in ("down", "error", "slow"):
-            return Reply(None, fault=fault, result=fault)
         account = login(seller, params, cookie)
         if account is None and func not in PUBLIC_FUNCTIONS:
             raise SellerError("auth", "", "authentication required: send authinfo or auth")
         if func in ADMIN_FUNCTIONS and account.level != ADMIN_LEVEL:
             raise SellerError("access", func, f"'{func}' needs an administrator")
         root = handler(seller, account, params)
-        return Reply(root, fault=fault, account=account and account.login, result=fault or "ok")
     except SellerError as error:
-        return Reply(error_doc(error), result=error.type)
+        return Reply(error_doc(error), account=account and account.login, result=error.type)
+    # lose_reply counts only calls that changed the seller's state: the work is done, the reply lost
+    if changes_state and seller.faults.take_for_call(True) == "lose_reply":
+        return Reply(None, fault="lose_reply", account=account.login, result="lose_reply")
+    return Reply(root, account=account and account.login)
 
 
 def auth(seller: Seller, params: dict) -> Reply:

@@ -6,10 +6,27 @@ A simulator fault reply (`X-Simulator-Fault`) becomes the exception a real socke
 
 from __future__ import annotations
 
+import http.client
+from types import SimpleNamespace
+
 import requests
 from requests.adapters import BaseAdapter
+from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import Client
+
+
+class _Raw:
+    """Where `requests` reads Set-Cookie from, so the session keeps cookies as over a socket."""
+
+    def __init__(self, headers):
+        message = http.client.HTTPMessage()
+        for name, value in headers:
+            message[name] = value
+        self._original_response = SimpleNamespace(msg=message)
+
+    def close(self):
+        pass
 
 
 class WSGIAdapter(BaseAdapter):
@@ -17,7 +34,8 @@ class WSGIAdapter(BaseAdapter):
 
     def __init__(self, app):
         super().__init__()
-        self.client = Client(app)
+        # Cookies live in the requests session only, as they would over a socket.
+        self.client = Client(app, use_cookies=False)
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         reply = self.client.open(
@@ -36,13 +54,13 @@ class WSGIAdapter(BaseAdapter):
         response.status_code = reply.status_code
         response.headers = CaseInsensitiveDict(reply.headers)
         response._content = reply.get_data()
+        response._content_consumed = True
+        response.raw = _Raw(reply.headers.items())
         response.url = request.url
         response.request = request
         response.encoding = reply.mimetype_params.get("charset", "utf-8")
         response.reason = reply.status.partition(" ")[2]
-        for cookie in reply.headers.getlist("Set-Cookie"):
-            name, _, rest = cookie.partition("=")
-            response.cookies.set(name, rest.partition(";")[0])
+        extract_cookies_to_jar(response.cookies, request, response.raw)
         return response
 
     def close(self):

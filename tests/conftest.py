@@ -1,0 +1,72 @@
+# simulator fixtures
+import copy
+from datetime import datetime
+
+import pytest
+
+from simulator.app import create_app
+from simulator.transport import in_process_session
+from simulator.world import seller_from_world
+
+START = datetime(2026, 1, 1)
+WORLD = {
+    "currency": "EUR",
+    "accounts": {
+        "reseller": {"password": "s3cret", "balance": 100},
+        "other": {"password": "other-pw", "balance": 100},
+        "nosuspend": {"password": "pw", "balance": 100, "can_suspend": False},
+        "poor": {"password": "pw", "balance": 5},
+        "root": {"password": "toor", "level": "admin"},
+    },
+    "tariffs": {
+        5: {
+            "intname": "vds-1",
+            "name": "VDS-1",
+            "type": "vds",
+            "prices": {1: 10, 3: 27, 12: 100},
+            "addons": {
+                "ram": {
+                    "id": 11,
+                    "type": "integer",
+                    "included": 1024,
+                    "max": 8192,
+                    "unit_price": 0.002,
+                },
+                "backup": {"id": 12, "type": "boolean", "price": 2},
+                "panel": {"id": 13, "type": "enumeration", "items": {"none": 0, "ispmanager": 5}},
+            },
+            "ostempl": ["debian-12", "centos-7"],
+            "recipes": ["lamp"],
+        },
+        6: {"intname": "vds-later", "type": "vds", "prices": {1: 10}, "setup": {"after": "10m"}},
+        7: {"intname": "vds-manual", "type": "vds", "prices": {1: 10}, "setup": "manual"},
+        8: {"intname": "web-1", "type": "vhost", "prices": {1: 3}},
+    },
+}
+
+
+@pytest.fixture
+def world() -> dict:
+    """The `seller` section of a scenario: a fresh copy a test may edit before `seller`."""
+    return copy.deepcopy(WORLD)
+
+
+@pytest.fixture
+def seller(world):
+    return seller_from_world(world, START)
+
+
+@pytest.fixture
+def app(seller):
+    return create_app(seller)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def session(app):
+    with in_process_session(app) as session:
+        yield session
