@@ -741,12 +741,7 @@ class Engine:
                 "value",
                 f"cannot import services of type '{itemtype}'; expected one of {OPEN_TYPES}",
             )
-        task = self.store.add_import_task(module["id"], itemtype, mask, now)
-        try:
-            listed = self.seller(module).services(itemtype)
-        except ResellerError:
-            self.store.fail_import_task(task, now)
-            raise
+        listed = self.seller(module).services(itemtype)
         rows = [
             {
                 "processingmodule": module["id"],
@@ -762,7 +757,7 @@ class Engine:
             for s in listed
             if fnmatch.fnmatchcase(s.name, mask or "*")
         ]
-        self.store.finish_import_task(task, module["id"], itemtype, rows, now)
+        self.store.record_import(module["id"], itemtype, mask, rows, now)
         return rows
 
     def assign(self, remote_id: int, client: str, now: datetime) -> int:

@@ -721,40 +721,31 @@ class Store:
 
     # -- service import ----------------------------------------------------------------------
 
-    def add_import_task(self, module_id: int, itemtype: str, mask: str, now: datetime) -> int:
-        return (
-            self.db["importtask"]
-            .insert(
-                {
-                    "processingmodule": module_id,
-                    "itemtype": itemtype,
-                    "mask": mask,
-                    "status": "running",
-                    "created": stamp(now),
-                }
-            )
-            .last_pk
-        )
-
-    def finish_import_task(
-        self, task_id: int, module_id: int, itemtype: str, rows: list[dict], now: datetime
-    ) -> None:
+    def record_import(
+        self, module_id: int, itemtype: str, mask: str, rows: list[dict], now: datetime
+    ) -> int:
+        """Record a finished listing task and replace the module's listed services of the type."""
         with self.atomic():
+            task = (
+                self.db["importtask"]
+                .insert(
+                    {
+                        "processingmodule": module_id,
+                        "itemtype": itemtype,
+                        "mask": mask,
+                        "status": "done",
+                        "created": stamp(now),
+                        "finished": stamp(now),
+                    }
+                )
+                .last_pk
+            )
             self.db.execute(
                 "delete from importservice where processingmodule = ? and itemtype = ?",
                 [module_id, itemtype],
             )
-            self.db["importservice"].insert_all([{**r, "importtask": task_id} for r in rows])
-            self.db.execute(
-                "update importtask set status = 'done', finished = ? where id = ?",
-                [stamp(now), task_id],
-            )
-
-    def fail_import_task(self, task_id: int, now: datetime) -> None:
-        self.db.execute(
-            "update importtask set status = 'failed', finished = ? where id = ?",
-            [stamp(now), task_id],
-        )
+            self.db["importservice"].insert_all([{**r, "importtask": task} for r in rows])
+        return task
 
     def listed_services(self, remote_id: int) -> list[dict]:
         return self._all("select * from importservice where remote_id = ?", [remote_id])
