@@ -6,6 +6,7 @@ This is the one place that builds the parts and joins them; each command calls o
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 import threading
 from datetime import datetime
@@ -54,6 +55,10 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def stop_on_signal(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def serve_simulator(args) -> int:
     from pathlib import Path
 
@@ -78,16 +83,25 @@ def serve_simulator(args) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     app = create_app(seller)
+    try:
+        server = waitress.create_server(app, host=args.host, port=args.port, threads=8)
+    except OSError as error:
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, stop_on_signal)
     print(
         f"simulated BILLmanager at http://{args.host}:{args.port}/billmgr "
-        f"(control API at /_sim); Ctrl-C to stop"
+        "(control API at /_sim); Ctrl-C to stop",
+        flush=True,
     )
     try:
-        waitress.serve(app, host=args.host, port=args.port, threads=8, _quiet=True)
+        server.run()
+    except KeyboardInterrupt:
+        server.close()
     finally:
         if args.state:
             snapshot.save(app.extensions["simulator"].seller, args.state)
-            print(f"state saved to {args.state}")
+            print(f"state saved to {args.state}", flush=True)
     return 0
 
 
