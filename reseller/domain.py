@@ -58,7 +58,8 @@ def to_cents(amount: Decimal) -> Decimal:
 
 def retry_delay(failures: int) -> timedelta:
     """The wait after the `failures`-th transport failure in a row: 1 minute doubling to 30."""
-    return min(FIRST_RETRY * (2 ** max(0, failures - 1)), LONGEST_RETRY)
+    doublings = min(max(0, failures - 1), 5)  # 2**5 minutes already passes the longest wait
+    return min(FIRST_RETRY * 2**doublings, LONGEST_RETRY)
 
 
 def gives_up(first_failure: datetime, now: datetime) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from xml.etree import ElementTree as ET
 
@@ -78,10 +79,10 @@ def run_scenarios(
     try:
         files = [f for f in collect(paths) if has_tag(f, tags)]
     except ScenarioError as error:
-        console.print(f"[red]error:[/] {error}")
+        print(f"error: {error}", file=sys.stderr)
         return 2
     if not files:
-        console.print("[red]error:[/] no scenario files matched")
+        print("error: no scenario files matched", file=sys.stderr)
         return 2
     results: list[Result] = []
     columns = (
@@ -114,7 +115,12 @@ def run_scenarios(
     console.print(table)
     failed = [r for r in results if not r.passed]
     for result in failed:
-        console.print(f"FAILED {result.path}\n{result.message}\n", markup=False, highlight=False)
+        console.print(
+            f"FAILED {result.path}\n{result.message}\n",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
     if junit:
         write_junit(results, junit)

@@ -373,7 +373,7 @@ def strategy(spec):
     low, high = spec["between"]
     if isinstance(low, int) and isinstance(high, int):
         return st.integers(low, high)
-    return st.decimals(Decimal(str(low)), Decimal(str(high)), places=2).map(float)
+    return st.decimals(Decimal(str(low)), Decimal(str(high)), places=2)
 
 
 def is_property(document: dict) -> bool:
@@ -450,13 +450,22 @@ def run_property(
         prop()
     except StepFailure as failure:
         written = write_failure(failing["scenario"], failures_dir) if failing else None
-        shown = ", ".join(f"{k}={v!r}" for k, v in failing.get("values", {}).items())
+        shown = ", ".join(f"{k}={v}" for k, v in failing.get("values", {}).items())
         raise PropertyFailure(
             f"smallest failing example: {shown}\n{failure}\nreproduce with: "
             f"python run.py scenarios {written}",
             written,
         ) from None
     return count["examples"], None
+
+
+class ScenarioDumper(yaml.SafeDumper):
+    """Writes amounts (Decimal) as plain YAML numbers, exactly as drawn."""
+
+
+ScenarioDumper.add_representer(
+    Decimal, lambda dumper, value: dumper.represent_scalar("tag:yaml.org,2002:float", str(value))
+)
 
 
 def write_failure(scenario: Scenario, folder: str) -> str:
@@ -467,5 +476,7 @@ def write_failure(scenario: Scenario, folder: str) -> str:
     stem = Path(scenario.path).stem
     suffix = "-".join(f"{k}{v}" for k, v in sorted(scenario.values.items()))
     target = Path(folder) / f"{stem}-{suffix}.yaml"
-    target.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True))
+    target.write_text(
+        yaml.dump(document, Dumper=ScenarioDumper, sort_keys=False, allow_unicode=True)
+    )
     return str(target)
