@@ -763,20 +763,10 @@ class Engine:
     def assign(self, remote_id: int, client: str, now: datetime) -> int:
         """Assign an imported seller service to a client: copied from the seller, not charged."""
         account = self.client(client)
-        listed = self.store.listed_services(int(remote_id))
-        if not listed:
-            raise ResellerError(
-                "unknown",
-                f"seller service {remote_id} is not in any import "
-                "list; run import_services for its module and type first",
-            )
-        if len(listed) > 1:
-            raise ResellerError("value", f"seller service {remote_id} is listed by several modules")
-        row = listed[0]
-        module = self.store.module_by_id(row["processingmodule"])
+        module, itemtype = self._find_remote(int(remote_id))
         if self.store.item_of_remote(module["id"], int(remote_id)):
             raise ResellerError("exists", f"seller service {remote_id} is already linked")
-        remote = self.seller(module).service(row["itemtype"], int(remote_id))
+        remote = self.seller(module).service(itemtype, int(remote_id))
         self._refuse_duplicate(remote)
         pricelist = self.store.pricelist_of_remote(module["id"], remote.tariff)
         if pricelist is None:
@@ -788,7 +778,7 @@ class Engine:
             item_id = self.store.add_item(
                 account=account["id"],
                 pricelist=pricelist["id"],
-                itemtype=row["itemtype"],
+                itemtype=itemtype,
                 processingmodule=module["id"],
                 remote_module=module["id"],
                 remote_id=remote.id,
@@ -806,6 +796,22 @@ class Engine:
                 self.store.set_item_param(item_id, name, value)
             self.store.set_ips(item_id, remote.ips)
         return item_id
+
+    def _find_remote(self, remote_id: int) -> tuple[dict, str]:
+        """The module and type of a seller service: from the import lists, else by asking."""
+        listed = self.store.listed_services(remote_id)
+        if len(listed) > 1:
+            raise ResellerError("value", f"seller service {remote_id} is listed by several modules")
+        if listed:
+            return self.store.module_by_id(listed[0]["processingmodule"]), listed[0]["itemtype"]
+        for module in self.store.modules():
+            for itemtype in OPEN_TYPES:
+                try:
+                    self.seller(module).service(itemtype, remote_id)
+                except SellerError:
+                    continue
+                return module, itemtype
+        raise ResellerError("unknown", f"no module's seller account has a service {remote_id}")
 
     def _refuse_duplicate(self, remote: RemoteService) -> None:
         """A seller service matching a local one (by IP, username or licence) is not assigned."""
