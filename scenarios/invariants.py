@@ -112,9 +112,8 @@ def drain(h) -> None:
         h.advance(max(due, h.now))
     for module in h.store.modules():
         for _ in range(50):
-            if h.engine.checkevent(module["name"], h.now).fetched == 0 and not any(
-                h.seller.feeds.values()
-            ):
+            h.engine.checkevent(module["name"], h.now)
+            if not h.seller.feeds.get(module["login"]):
                 break
         if h.drop_events_used or h.seller.faults.used.get("drop_events"):
             h.engine.reconcile(module["name"], h.now)
