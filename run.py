@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sqlite3
 import sys
 import threading
 from datetime import datetime
@@ -18,7 +19,8 @@ def parser() -> argparse.ArgumentParser:
     from reseller import cli as reseller_cli
 
     top = argparse.ArgumentParser(prog="run.py", description=__doc__.splitlines()[0])
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # `tool`, not `command`: the reseller's own subcommands are `args.command`
+    commands = top.add_subparsers(dest="tool", required=True, metavar="COMMAND")
 
     sim = commands.add_parser("simulator", help="serve the simulated selling BILLmanager")
     sim.add_argument("--host", default="127.0.0.1")
@@ -115,27 +117,34 @@ def run_reseller(args) -> int:
     from reseller.jobs import run_daemon, utc_now
     from reseller.store import Store
 
-    session = requests.Session()
-    engine = Engine(
-        Store(args.db), lambda url, login, password: SellerClient(url, login, password, session)
-    )
     try:
         now = datetime.fromisoformat(args.now) if args.now else utc_now()
     except ValueError:
         print(f"error: --now: {args.now!r} is not an ISO date-time", file=sys.stderr)
         return 2
-    if args.command == "daemon":
-        stop = threading.Event()
-        try:
-            run_daemon(engine, print, stop)
-        except KeyboardInterrupt:
-            stop.set()
-        return 0
     try:
-        reseller_cli.execute(engine, args, now, print)
-    except ResellerError as error:
-        print(f"error: {error.type}: {error.message}", file=sys.stderr)
-        return 1
+        store = Store(args.db)
+    except sqlite3.Error as error:
+        print(f"error: --db: cannot open {args.db}: {error}", file=sys.stderr)
+        return 2
+    with requests.Session() as session:
+        engine = Engine(
+            store, lambda url, login, password: SellerClient(url, login, password, session)
+        )
+        try:
+            if args.command == "daemon":
+                stop = threading.Event()
+                try:
+                    run_daemon(engine, print, stop)
+                except KeyboardInterrupt:
+                    stop.set()
+                return 0
+            reseller_cli.execute(engine, args, now, print)
+        except ResellerError as error:
+            print(f"error: {error.type}: {error.message}", file=sys.stderr)
+            return 1
+        finally:
+            store.db.close()
     return 0
 
 
@@ -181,7 +190,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    return COMMANDS[args.command](args)
+    return COMMANDS[args.tool](args)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from decimal import Decimal
 
 from reseller.domain import PeriodRule
 from reseller.engine import Engine
@@ -100,9 +99,8 @@ def execute(engine: Engine, args, now, out) -> None:
     """Run one command; ResellerError propagates for the caller to report."""
     command = args.command
     if command == "configure":
-        rates = {k: Decimal(v) for k, v in pairs(args.rate, "--rate").items()}
-        periods = [int(p) for p in args.order_periods.split(",")] if args.order_periods else None
-        engine.configure(args.currency, rates, periods)
+        periods = args.order_periods.split(",") if args.order_periods else None
+        engine.configure(args.currency, pairs(args.rate, "--rate"), periods)
     elif command == "connect":
         module = engine.connect(
             args.module, args.url, args.login, args.password, period_rules(args.period), now

@@ -85,12 +85,15 @@ def _text(node: ET.Element, tag: str, default: str = "") -> str:
     return (child.text or "").strip() if child is not None and child.text else default
 
 
-def _int(node: ET.Element, tag: str) -> int:
-    raw = _text(node, tag)
+def _whole(raw: str | None, what: str) -> int:
     try:
-        return int(raw)
+        return int(str(raw))
     except ValueError:
-        raise SellerUnavailable(f"bad reply: <{tag}> is {raw!r}, not a whole number") from None
+        raise SellerUnavailable(f"bad reply: {what} is {raw!r}, not a whole number") from None
+
+
+def _int(node: ET.Element, tag: str) -> int:
+    return _whole(_text(node, tag), f"<{tag}>")
 
 
 def _decimal(raw: str | None, what: str) -> Decimal:
@@ -112,7 +115,7 @@ def _date(raw: str) -> date | None:
 def _period_code(period: ET.Element) -> int:
     kind = period.get("type", "month")
     if kind == "month":
-        return int(period.get("length", "1"))
+        return _whole(period.get("length", "1"), "a period length")
     if kind in PERIOD_CODES:
         return PERIOD_CODES[kind]
     raise SellerUnavailable(f"bad reply: unknown period type {kind!r}")
@@ -141,8 +144,8 @@ def parse_tariff(node: ET.Element) -> RemoteTariff:
             _int(a, "id"),
             _text(a, "intname"),
             kind,
-            included=int(_text(a, "value") or 0),
-            max=int(limit) if limit else None,
+            included=_whole(_text(a, "value") or "0", "an add-on's included value"),
+            max=_whole(limit, "an add-on limit") if limit else None,
         )
         if kind == "enumeration":
             addon.items = {
@@ -239,7 +242,7 @@ class SellerClient:
         if user is None:
             raise SellerUnavailable("bad reply: whoami gave no <user>")
         return {
-            "level": int(user.get("level", "0")),
+            "level": _whole(user.get("level", "0"), "the level"),
             "balance": _decimal(user.get("balance"), "the balance"),
             "currency": user.get("currency", ""),
         }
@@ -297,7 +300,11 @@ class SellerClient:
     def service(self, type: str, service_id: int) -> RemoteService:
         """One service in full: add-on values, parameters and every IP."""
         root = self.call(f"{type}.edit", elid=service_id)
-        addons = {int(e.tag[6:]): (e.text or "") for e in root if e.tag.startswith("addon_")}
+        addons = {
+            _whole(e.tag[6:], f"the id in <{e.tag}>"): (e.text or "")
+            for e in root
+            if e.tag.startswith("addon_")
+        }
         return RemoteService(
             id=_int(root, "id"),
             type=type,
@@ -342,7 +349,7 @@ class SellerClient:
                 type=_text(e, "type"),
                 service=_int(e, "item"),
                 remoteid=_text(e, "remoteid"),
-                status=int(_text(e, "status") or 0),
+                status=_whole(_text(e, "status") or "0", "an event status"),
                 expires=_date(_text(e, "expiredate")),
                 name=_text(e, "name"),
                 value=_text(e, "value"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from urllib.parse import urlsplit
 
 from reseller.errors import ResellerError
 
@@ -64,6 +65,13 @@ def retry_delay(failures: int) -> timedelta:
 
 def gives_up(first_failure: datetime, now: datetime) -> bool:
     return now - first_failure >= GIVE_UP_AFTER
+
+
+def seller_address(url: str) -> str:
+    """A seller's URL in one spelling (`/billmgr`, a trailing slash, host case don't count)."""
+    parts = urlsplit(url.strip())
+    path = parts.path.rstrip("/").removesuffix("/billmgr")
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}{path}"
 
 
 @dataclass(frozen=True)

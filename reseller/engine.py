@@ -71,12 +71,23 @@ class Engine:
         order_periods: list[int] | None = None,
     ) -> None:
         """Set the main currency, exchange rates (1 unit of X = rate main) and order periods."""
-        if currency is not None:
-            self.store.set_setting("currency", currency)
-        for code, rate in (rates or {}).items():
-            self.store.set_rate(code, Decimal(str(rate)))
-        if order_periods is not None:
-            self.store.set_setting("order_periods", sorted(int(p) for p in order_periods))
+        checked = {code: _amount(rate, f"rate of {code}") for code, rate in (rates or {}).items()}
+        for code, rate in checked.items():
+            if rate == 0:
+                raise ResellerError("value", f"rate of {code}: must be above 0")
+        try:
+            periods = sorted(int(str(p)) for p in order_periods or [])
+        except ValueError:
+            raise ResellerError(
+                "value", f"order periods: {order_periods!r} are not period codes like 1, 3, 12"
+            ) from None
+        with self.store.atomic():
+            if currency is not None:
+                self.store.set_setting("currency", currency)
+            for code, rate in checked.items():
+                self.store.set_rate(code, rate)
+            if order_periods is not None:
+                self.store.set_setting("order_periods", periods)
 
     def seller(self, module: dict) -> SellerClient:
         if module["id"] not in self._clients:
@@ -103,7 +114,15 @@ class Engine:
         """Add a BILLmanager processing module after checking the seller account behind it."""
         if self.store.module(name):
             raise ResellerError("exists", f"a processing module named '{name}' exists")
-        other = self.store.module_on_account(url, login)
+        other = next(
+            (
+                m
+                for m in self.store.modules()
+                if m["login"] == login
+                and domain.seller_address(m["url"]) == domain.seller_address(url)
+            ),
+            None,
+        )
         if other:
             raise ResellerError(
                 "duplicate_connection",
@@ -254,7 +273,10 @@ class Engine:
         new_prices = {}
         for period, price in (prices or {}).items():
             amount = _amount(price, f"price of period {period}")
-            new_prices[int(period)] = amount
+            try:
+                new_prices[int(str(period))] = amount
+            except ValueError:
+                raise ResellerError("value", f"period {period!r} is not a period code") from None
         with self.store.atomic():
             self.store.set_prices(pricelist["id"], new_prices)
             for name, price in (addons or {}).items():
@@ -387,6 +409,10 @@ class Engine:
 
     def change_status(self, item_id: int, kind: str, now: datetime) -> int:
         """Register and run a `suspend`, `resume` or `close` (delete) operation."""
+        if kind not in (SUSPEND, RESUME, CLOSE):
+            raise ResellerError(
+                "value", f"no status change {kind!r}; expected suspend, resume or close"
+            )
         item = self._linked(item_id)
         if item["status"] == DELETED:
             raise ResellerError("value", f"service {item_id} is deleted")
@@ -397,6 +423,8 @@ class Engine:
     def set_addons(self, item_id: int, addons: dict, now: datetime) -> int:
         """Charge the monthly increase and register the `setparam` operation."""
         item = self._linked(item_id)
+        if item["status"] == DELETED:
+            raise ResellerError("value", f"service {item_id} is deleted")
         specs = self.store.addons(item["pricelist"])
         old = self.store.item_addons(item_id)
         unknown = sorted(set(addons) - {n for n, s in specs.items() if s.enabled})
@@ -635,7 +663,9 @@ class Engine:
         """Prolong each autoprolong service that expires within a day, if its client can pay."""
         prolonged = []
         for item in self.store.expiring_autoprolong(day(now + domain.AUTOPROLONG_LEAD)):
-            if self.store.pending_operation(item["id"], PROLONG):
+            prolongs = [op for op in self.store.operations(item["id"]) if op["kind"] == PROLONG]
+            # a failed one waits for the operator's restart: prolonging again would charge twice
+            if prolongs and prolongs[-1]["state"] != DONE:
                 continue
             try:
                 self.prolong(item["id"], item["period"], now)
@@ -838,19 +868,21 @@ class Engine:
         """Compare every linked service with the seller, repair the drift, report each change."""
         module = self.module(module_name)
         seller = self.seller(module)
-        report = []
+        report, read = [], []
+        # read everything first: a seller lost half-way must leave nothing half-repaired
         for item in self.store.items(module["id"]):
             if item["remote_id"] is None:
                 continue
             try:
-                remote = seller.service(item["itemtype"], item["remote_id"])
+                read.append((item, seller.service(item["itemtype"], item["remote_id"])))
             except SellerError as error:
                 report.append(
                     f"service {item['id']}: seller service {item['remote_id']} "
                     f"unreadable ({error.type}: {error.message})"
                 )
-                continue
-            report += self._repair(item, remote, now)
+        with self.store.atomic():
+            for item, remote in read:
+                report += self._repair(item, remote, now)
         return report
 
     def _repair(self, item: dict, remote: RemoteService, now: datetime) -> list[str]:
@@ -906,4 +938,6 @@ def _amount(value, what: str) -> Decimal:
         raise ResellerError("value", f"{what}: {value!r} is not an amount") from None
     if not amount.is_finite() or isinstance(value, bool):
         raise ResellerError("value", f"{what}: {value!r} is not an amount")
+    if amount < 0:
+        raise ResellerError("value", f"{what}: {value!r} is negative")
     return amount

@@ -1,0 +1,252 @@
+"""Fixtures for the reseller engine's tests: simulator -> control -> session -> store -> engine.
+
+Test modules import what they use by name (`from tests.engine_fixtures import engine, ...`);
+tests/conftest.py belongs to the simulator's tests.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from contextlib import contextmanager
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+import requests
+import waitress
+
+from reseller.client import SellerClient
+from reseller.domain import PeriodRule
+from reseller.engine import Engine
+from reseller.errors import ResellerError
+from reseller.store import Store
+from simulator.app import create_app, seller_of
+from simulator.transport import in_process_session
+from simulator.world import seller_from_world
+
+START = datetime(2026, 1, 1)
+URL = "http://simulator"
+PASSWORD = "s3cret"
+SIM_WORLD = {
+    "currency": "EUR",
+    "accounts": {
+        "reseller": {"password": PASSWORD, "balance": 100},
+        "second": {"password": "second-pw", "balance": 100},
+        "nosuspend": {"password": "pw", "balance": 100, "can_suspend": False},
+        "poor": {"password": "pw", "balance": 5},
+        "root": {"password": "toor", "level": "admin"},
+    },
+    "tariffs": {
+        5: {
+            "intname": "vds-1",
+            "name": "VDS-1",
+            "type": "vds",
+            "prices": {1: 10, 3: 27, 12: 100},
+            "addons": {
+                "ram": {
+                    "id": 11,
+                    "type": "integer",
+                    "included": 1024,
+                    "max": 8192,
+                    "unit_price": 0.002,
+                },
+                "backup": {"id": 12, "type": "boolean", "price": 2},
+                "panel": {"id": 13, "type": "enumeration", "items": {"none": 0, "ispmanager": 5}},
+            },
+            "ostempl": ["debian-12", "centos-7"],
+            "recipes": ["lamp"],
+        },
+        6: {"intname": "vds-later", "type": "vds", "prices": {1: 10}, "setup": {"after": "10m"}},
+        7: {
+            "intname": "vds-2",
+            "type": "vds",
+            "prices": {1: 20, 12: 200},
+            "ostempl": ["debian-12"],
+        },
+        8: {"intname": "web-1", "type": "vhost", "prices": {1: 3}},
+        9: {"intname": "isp-lite", "type": "soft", "prices": {1: 4}},
+    },
+}
+RESELLER = {"currency": "USD", "rates": {"EUR": "1.10"}, "clients": {"alice": 500, "bob": 5}}
+
+
+class Sim:
+    """The simulator's control API through Flask's test client; `now` is its clock."""
+
+    def __init__(self, app):
+        self.app = app
+        self.api = app.test_client()
+        self.now = seller_of(app).now
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        reply = self.api.post(f"/_sim{path}", json=body or {})
+        assert reply.status_code == 200, reply.get_json()
+        return reply.get_json()
+
+    def get(self, path: str, **params) -> dict:
+        reply = self.api.get(f"/_sim{path}", query_string=params)
+        assert reply.status_code == 200, reply.get_json()
+        return reply.get_json()
+
+    def advance(self, duration: str) -> datetime:
+        """Move the seller's clock on (`5m`, `2h`), running its automation; the new `now`."""
+        self.now = datetime.fromisoformat(self.post("/clock", {"advance": duration})["now"])
+        return self.now
+
+    def to(self, when: datetime) -> datetime:
+        self.now = datetime.fromisoformat(self.post("/clock", {"to": when.isoformat()})["now"])
+        return self.now
+
+    def fault(self, kind: str, times: int = 1) -> None:
+        self.post("/faults", {"kind": kind, "times": times})
+
+    def clear_faults(self) -> None:
+        reply = self.api.delete("/_sim/faults")
+        assert reply.status_code == 200, reply.get_json()
+
+    def act(self, action: str, /, **body):
+        """A seller-side action (`activate`, `suspend`, `add_ip`, ...) by the seller's staff."""
+        return self.post(f"/actions/{action}", body)["result"]
+
+    def service(self, remote_id: int) -> dict:
+        return self.get(f"/services/{remote_id}")
+
+    def services(self, **filters) -> list[dict]:
+        return self.get("/services", **filters)["services"]
+
+    def balance(self, login: str = "reseller") -> Decimal:
+        return Decimal(self.get(f"/accounts/{login}")["balance"])
+
+    def calls(self, func: str | None = None) -> list[dict]:
+        return [c for c in self.get("/calls")["calls"] if func is None or c["func"] == func]
+
+    def debits(self, login: str = "reseller") -> list[dict]:
+        return [e for e in self.get("/ledger", account=login)["ledger"] if Decimal(e["amount"]) < 0]
+
+
+@pytest.fixture
+def sim_world() -> dict:
+    """The seller's world; a test may edit its copy before anything else is built."""
+    return copy.deepcopy(SIM_WORLD)
+
+
+@pytest.fixture
+def sim_app(sim_world):
+    return create_app(seller_from_world(sim_world, START))
+
+
+@pytest.fixture
+def sim(sim_app) -> Sim:
+    return Sim(sim_app)
+
+
+@pytest.fixture
+def http(sim_app):
+    with in_process_session(sim_app, URL) as session:
+        yield session
+
+
+@pytest.fixture
+def store():
+    store = Store()
+    yield store
+    store.db.close()
+
+
+@pytest.fixture
+def engine(store, http, sim) -> Engine:
+    """The engine with USD as main currency (1 EUR = 1.10 USD), alice (500) and bob (5)."""
+    engine = Engine(store, lambda url, login, password: SellerClient(url, login, password, http))
+    engine.configure(RESELLER["currency"], RESELLER["rates"])
+    for name, balance in RESELLER["clients"].items():
+        engine.add_client(name, balance)
+    return engine
+
+
+@pytest.fixture
+def module(engine, sim) -> str:
+    """A module `seller` on the seller account `reseller`, with no period rules."""
+    return connect(engine, sim)
+
+
+@pytest.fixture
+def tariff(engine, module, sim) -> str:
+    """Seller tariff 5 imported: `5-vds-1`."""
+    return engine.import_tariff(module, 5, sim.now)
+
+
+def connect(
+    engine: Engine,
+    sim: Sim,
+    name: str = "seller",
+    login: str = "reseller",
+    password: str = PASSWORD,
+    periods: list[PeriodRule] | None = None,
+) -> str:
+    engine.connect(name, URL, login, password, periods or [], sim.now)
+    return name
+
+
+def order(engine: Engine, sim: Sim, tariff: str = "5-vds-1", period: int = 1, **kwargs) -> int:
+    """alice orders `tariff` (debian-12 on a VDS) and the engine sends it at once."""
+    if tariff.endswith(("vds-1", "vds-2")):
+        kwargs.setdefault("ostempl", "debian-12")
+    return engine.order(kwargs.pop("client", "alice"), tariff, period, sim.now, **kwargs)
+
+
+def active(engine: Engine, sim: Sim, **kwargs) -> int:
+    """An ordered service the seller set up and whose `open` event the engine applied."""
+    item = order(engine, sim, **kwargs)
+    engine.checkevent("seller", sim.now)
+    assert engine.store.item(item)["status"] == 2
+    return item
+
+
+def remote_of(engine: Engine, item: int) -> int:
+    return engine.store.item(item)["remote_id"]
+
+
+def dump(store: Store) -> list[str]:
+    """Every table of the engine's database as SQL, to compare before and after a call."""
+    return list(store.db.iterdump())
+
+
+@contextmanager
+def refused(store: Store, error_type: str):
+    """The block must raise a `ResellerError` of `error_type` and leave every table as it was."""
+    before = dump(store)
+    with pytest.raises(ResellerError) as caught:
+        yield caught
+    assert caught.value.type == error_type, caught.value
+    assert caught.value.message
+    assert dump(store) == before
+
+
+class SocketSimulator:
+    """The simulator app served by waitress on a free local port, in a background thread."""
+
+    def __init__(self, app):
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.task_dispatcher.shutdown()
+        self.server.trigger.pull_trigger(self.server.close)
+        self.thread.join(timeout=5)
+
+
+@pytest.fixture
+def served(sim_app):
+    """The simulator on a real socket; its base URL."""
+    server = SocketSimulator(sim_app)
+    yield server.url
+    server.close()
+
+
+def plain_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    return session

@@ -1,0 +1,331 @@
+"""`checkevent`: the seller's event feed stored, applied in order once each, and the cron."""
+
+from __future__ import annotations
+
+import pytest
+
+from reseller.client import SellerClient
+from reseller.engine import Engine
+from tests.engine_fixtures import (
+    RESELLER,
+    active,
+    connect,
+    engine,
+    http,
+    module,
+    order,
+    refused,
+    remote_of,
+    sim,
+    sim_app,
+    sim_world,
+    store,
+    tariff,
+)
+
+FIXTURES = (engine, http, module, sim, sim_app, sim_world, store, tariff)
+
+
+class Crash(Exception):
+    """The process dies here."""
+
+
+def crash_at(point: str):
+    def hook(name: str) -> None:
+        if name == point:
+            raise Crash(name)
+
+    return hook
+
+
+def applied_ids(store) -> list[int]:
+    return [row["event_id"] for row in store.applied_events()]
+
+
+def status(store, item: int) -> int:
+    return store.item(item)["status"]
+
+
+def toggle(sim, remote: int, times: int) -> None:
+    """The seller's staff suspend and resume a service, `times` changes in all."""
+    for n in range(times):
+        sim.act("suspend" if n % 2 == 0 else "resume", service=remote)
+
+
+def test_the_open_event_activates_the_service_and_completes_its_order(engine, tariff, sim, store):
+    item = order(engine, sim)
+    operation = store.latest_operation(item)["id"]
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.fetched, report.applied, report.unmatched) == (1, 1, [])
+    assert report.completed == [operation]
+    row = store.item(item)
+    assert (row["status"], row["expiredate"]) == (2, "2026-02-01")
+    assert store.item_ips(item) == sim.service(remote_of(engine, item))["ips"]
+    assert store.operation(operation)["state"] == "done"
+    assert [t["status"] for t in store.db["task"].rows] == ["closed"]
+    assert store.db["itemevent"].count == 0
+
+
+def test_a_service_the_seller_sets_up_later_is_active_after_the_poll_that_follows(
+    engine, module, sim, store
+):
+    engine.import_tariff("seller", 6, sim.now)
+    item = order(engine, sim, tariff="6-vds-later")
+
+    engine.checkevent("seller", sim.now)
+    assert status(store, item) == 1
+    sim.advance("10m")
+    engine.checkevent("seller", sim.now)
+
+    assert status(store, item) == 2
+    assert store.latest_operation(item)["state"] == "done"
+
+
+@pytest.mark.parametrize(
+    ("action", "body", "check"),
+    [
+        ("suspend", {}, lambda s, i: s.item(i)["status"] == 3),
+        ("delete", {}, lambda s, i: s.item(i)["status"] == 4),
+        ("add_ip", {"ip": "10.0.0.8"}, lambda s, i: s.item_ips(i)[-1] == "10.0.0.8"),
+        (
+            "set_addon",
+            {"addon": "ram", "value": 2048},
+            lambda s, i: s.item_addons(i)["ram"] == "2048",
+        ),
+        (
+            "set_addon",
+            {"addon": "panel", "value": "ispmanager"},
+            lambda s, i: s.item_addons(i)["panel"] == "ispmanager",
+        ),
+        (
+            "set_param",
+            {"name": "hostname", "value": "web1"},
+            lambda s, i: s.item_params(i)["hostname"] == "web1",
+        ),
+    ],
+)
+def test_each_kind_of_seller_change_reaches_the_service(
+    engine, tariff, sim, store, action, body, check
+):
+    item = active(engine, sim)
+
+    sim.act(action, service=remote_of(engine, item), **body)
+    engine.checkevent("seller", sim.now)
+
+    assert check(store, item)
+    assert [op["state"] for op in store.operations(item)] == ["done"]
+
+
+def test_an_ip_the_seller_removes_is_removed(engine, tariff, sim, store):
+    item = active(engine, sim)
+    remote = remote_of(engine, item)
+    sim.act("add_ip", service=remote, ip="10.0.0.8")
+    engine.checkevent("seller", sim.now)
+
+    sim.act("remove_ip", service=remote, ip="10.0.0.8")
+    engine.checkevent("seller", sim.now)
+
+    assert store.item_ips(item) == sim.service(remote)["ips"]
+    assert len(store.item_ips(item)) == 1
+
+
+def test_a_service_left_unpaid_is_suspended_when_the_seller_says_it_expired(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+
+    sim.advance("32d")
+    engine.checkevent("seller", sim.now)
+
+    assert status(store, item) == 3
+
+
+def test_an_addon_event_completes_an_addon_change_only_once_the_values_match(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    sim.fault("down")
+    engine.set_addons(item, {"backup": "on"}, sim.now)
+    sim.act("set_addon", service=remote_of(engine, item), addon="ram", value=2048)
+
+    engine.checkevent("seller", sim.now)
+
+    assert store.item_addons(item)["ram"] == "2048"
+    assert store.latest_operation(item)["state"] == "running"
+
+
+def test_events_are_applied_in_the_sellers_id_order_even_when_delivered_shuffled(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    toggle(sim, remote_of(engine, item), 7)
+    sim.fault("reorder_events")
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert report.applied == 7
+    assert applied_ids(store) == sorted(applied_ids(store))
+    assert status(store, item) == 3
+
+
+def test_an_event_delivered_twice_is_applied_once(engine, tariff, sim, store):
+    item = active(engine, sim)
+    remote = remote_of(engine, item)
+    sim.act("add_ip", service=remote, ip="10.0.0.8")
+    sim.act("remove_ip", service=remote, ip="10.0.0.8")
+    sim.fault("duplicate_events")
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.fetched, report.applied) == (2, 2)
+    assert len(applied_ids(store)) == len(set(applied_ids(store)))
+    assert store.item_ips(item) == sim.service(remote)["ips"]
+
+
+class Replaying(SellerClient):
+    """A seller whose feed repeats, with each read, every event it sent before."""
+
+    def events(self):
+        self.sent = getattr(self, "sent", []) + super().events()
+        return list(self.sent)
+
+
+def test_an_event_seen_in_an_earlier_poll_is_never_applied_again(store, http, sim):
+    engine = Engine(store, lambda url, login, password: Replaying(url, login, password, http))
+    engine.configure(RESELLER["currency"], RESELLER["rates"])
+    engine.add_client("alice", 500)
+    connect(engine, sim)
+    engine.import_tariff("seller", 5, sim.now)
+    item = active(engine, sim)
+
+    engine.change_status(item, "suspend", sim.now)
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.fetched, report.applied) == (1, 1)
+    assert status(store, item) == 3
+    assert len(applied_ids(store)) == 2
+
+
+def test_an_event_before_the_lost_reply_to_its_order_links_the_service_by_remoteid(
+    engine, tariff, sim, store
+):
+    sim.fault("lose_reply")
+    item = order(engine, sim)
+    assert store.item(item)["remote_id"] is None
+
+    engine.checkevent("seller", sim.now)
+
+    (remote,) = sim.services()
+    assert store.item(item)["remote_id"] == remote["id"]
+    assert (status(store, item), store.latest_operation(item)["state"]) == (2, "done")
+    sim.advance("5m")
+    engine.run_due(sim.now)
+    assert len(sim.services()) == 1 and len(sim.calls("vds.order.param")) == 1
+
+
+def test_an_event_for_a_service_the_reseller_does_not_have_is_kept_and_reported(
+    engine, module, sim, store
+):
+    remote = sim.act("create_service", account="reseller", tariff=5)["id"]
+
+    first = engine.checkevent("seller", sim.now)
+    again = engine.checkevent("seller", sim.now)
+
+    (kept,) = store.unmatched_events()
+    assert (kept["remote_item"], kept["type"]) == (remote, "open")
+    assert first.unmatched == again.unmatched == [kept["event_id"]]
+    assert (first.applied, store.items()) == (0, [])
+
+
+def test_events_saved_before_a_crash_are_applied_by_the_next_poll(engine, tariff, sim, store):
+    item = order(engine, sim)
+    engine.crash_point = crash_at("events_saved")
+
+    with pytest.raises(Crash):
+        engine.checkevent("seller", sim.now)
+
+    assert store.db["itemevent"].count == 1 and status(store, item) == 1
+    engine.crash_point = lambda name: None
+    report = engine.checkevent("seller", sim.now)
+    assert (report.fetched, report.applied) == (0, 1)
+    assert status(store, item) == 2
+
+
+def test_a_crash_while_applying_events_applies_none_of_them(engine, tariff, sim, store):
+    first, second = order(engine, sim), order(engine, sim)
+    engine.crash_point = crash_at("applying_events")
+
+    with pytest.raises(Crash):
+        engine.checkevent("seller", sim.now)
+
+    assert (status(store, first), status(store, second)) == (1, 1)
+    assert store.db["itemevent"].count == 2 and applied_ids(store) == []
+    engine.crash_point = lambda name: None
+    engine.checkevent("seller", sim.now)
+    assert (status(store, first), status(store, second)) == (2, 2)
+    assert len(applied_ids(store)) == 2
+
+
+def test_a_poll_while_the_seller_is_down_is_unavailable_and_changes_nothing(
+    engine, tariff, sim, store
+):
+    order(engine, sim)
+    sim.fault("down")
+
+    with refused(store, "unavailable"):
+        engine.checkevent("seller", sim.now)
+
+    assert engine.checkevent("seller", sim.now).applied == 1
+
+
+def test_a_poll_of_an_unknown_module_is_refused(engine, module, sim, store):
+    with refused(store, "unknown"):
+        engine.checkevent("nowhere", sim.now)
+
+
+def test_the_cron_polls_every_module_and_reports_one_it_cannot_reach(engine, tariff, sim, store):
+    connect(engine, sim, name="second", login="second", password="second-pw")
+    item = order(engine, sim)
+    sim.fault("down")
+
+    reports = engine.cron(sim.now)
+
+    assert "cannot reach" in reports["seller"]
+    assert reports["second"].fetched == 0
+    assert status(store, item) == 1
+    assert engine.cron(sim.now)["seller"].applied == 1
+
+
+def test_the_cron_runs_retries_that_are_due(engine, tariff, sim, store):
+    sim.fault("down")
+    item = order(engine, sim)
+
+    sim.advance("5m")
+    engine.cron(sim.now)
+
+    assert store.item(item)["remote_id"] is not None
+    assert store.latest_operation(item)["state"] == "manual"
+
+
+def test_the_module_polls_only_its_own_accounts_feed(engine, tariff, sim, store):
+    connect(engine, sim, name="second", login="second", password="second-pw")
+    sim.act("create_service", account="second", tariff=5)
+    item = order(engine, sim)
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.applied, report.unmatched) == (1, [])
+    assert status(store, item) == 2
+
+
+def test_a_poll_after_two_idle_hours_logs_in_again_and_applies_the_events(
+    engine, tariff, sim, store
+):
+    item = order(engine, sim)
+    sim.advance("2h")
+
+    assert engine.checkevent("seller", sim.now).applied == 1
+    assert status(store, item) == 2
+    assert [c["at"] for c in sim.calls("auth")][-1] == "2026-01-01 02:00:00"

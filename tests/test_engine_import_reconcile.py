@@ -1,0 +1,331 @@
+"""Service import and assign, and reconcile: the seller's services read and drift repaired."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from reseller.client import SellerClient
+from reseller.engine import Engine
+from reseller.errors import SellerUnavailable
+from tests.engine_fixtures import (
+    RESELLER,
+    active,
+    connect,
+    dump,
+    engine,
+    http,
+    module,
+    order,
+    refused,
+    remote_of,
+    sim,
+    sim_app,
+    sim_world,
+    store,
+    tariff,
+)
+
+FIXTURES = (engine, http, module, sim, sim_app, sim_world, store, tariff)
+
+
+def bought(sim, tariff: int = 5, **params) -> int:
+    """A service bought on the seller directly by the reseller's account; its seller id."""
+    return sim.act("create_service", account="reseller", tariff=tariff, **params)["id"]
+
+
+def listed(engine, sim, itemtype: str = "vds", mask: str = "*") -> list[int]:
+    return [row["remote_id"] for row in engine.import_services("seller", itemtype, mask, sim.now)]
+
+
+def alice(engine) -> Decimal:
+    return Decimal(engine.client("alice")["balance"])
+
+
+# -- service import --------------------------------------------------------------------------
+
+
+def test_the_import_lists_the_sellers_services_of_a_type_by_name_mask(engine, module, sim, store):
+    web1, web2 = bought(sim, hostname="web1"), bought(sim, hostname="web2")
+    bought(sim, hostname="db1")
+    bought(sim, tariff=8, domain="web.example")
+
+    assert listed(engine, sim, mask="web*") == [web1, web2]
+    assert [r["name"] for r in store.db["importservice"].rows] == ["web1", "web2"]
+    assert store.items() == []
+
+
+@pytest.mark.parametrize(
+    ("module_name", "itemtype", "error"),
+    [("seller", "domain", "value"), ("nowhere", "vds", "unknown")],
+)
+def test_an_import_of_an_unknown_type_or_module_is_refused(
+    engine, module, sim, store, module_name, itemtype, error
+):
+    with refused(store, error):
+        engine.import_services(module_name, itemtype, "*", sim.now)
+
+
+def test_an_import_while_the_seller_is_down_is_unavailable_and_changes_nothing(
+    engine, module, sim, store
+):
+    bought(sim)
+    sim.fault("down")
+
+    with refused(store, "unavailable"):
+        engine.import_services("seller", "vds", "*", sim.now)
+
+
+def test_an_assigned_service_copies_the_sellers_and_charges_no_one(engine, module, sim, store):
+    remote = bought(sim, ip="10.0.0.9", hostname="web1")
+    sim.act("set_addon", service=remote, addon="panel", value="ispmanager")
+    sim.act("suspend", service=remote)
+    listed(engine, sim)
+    seller_balance = sim.balance()
+
+    item = engine.assign(remote, "alice", sim.now)
+
+    row = store.item(item)
+    assert (row["remote_id"], row["status"], row["expiredate"], row["period"]) == (
+        remote,
+        3,
+        "2026-02-01",
+        1,
+    )
+    assert store.pricelist_by_id(row["pricelist"])["intname"] == "5-vds-1"
+    assert store.item_addons(item) == {"ram": "1024", "backup": "off", "panel": "ispmanager"}
+    assert store.item_ips(item) == ["10.0.0.9"]
+    assert store.item_params(item)["hostname"] == "web1"
+    assert alice(engine) == 500 and store.expenses() == []
+    assert sim.balance() == seller_balance
+    assert store.operations(item) == []
+
+
+def test_events_of_an_assigned_service_are_applied_to_it(engine, module, sim, store):
+    remote = bought(sim)
+    listed(engine, sim)
+    item = engine.assign(remote, "alice", sim.now)
+
+    sim.act("suspend", service=remote)
+    engine.checkevent("seller", sim.now)
+
+    assert store.item(item)["status"] == 3
+
+
+def test_a_service_already_linked_cannot_be_assigned_again(engine, module, sim, store):
+    remote = bought(sim)
+    listed(engine, sim)
+    engine.assign(remote, "alice", sim.now)
+
+    with refused(store, "exists") as caught:
+        engine.assign(remote, "bob", sim.now)
+
+    assert "already linked" in caught.value.message
+
+
+def test_a_vps_whose_ip_a_local_service_has_cannot_be_assigned(engine, tariff, sim, store):
+    item = active(engine, sim)
+    (ip,) = store.item_ips(item)
+    remote = bought(sim, ip=ip)
+    listed(engine, sim)
+
+    with refused(store, "exists") as caught:
+        engine.assign(remote, "alice", sim.now)
+
+    assert f"service {item} already has IP {ip}" in caught.value.message
+
+
+def test_a_vps_whose_ip_only_a_deleted_service_had_can_be_assigned(engine, tariff, sim, store):
+    item = active(engine, sim)
+    (ip,) = store.item_ips(item)
+    engine.change_status(item, "close", sim.now)
+    engine.checkevent("seller", sim.now)
+    remote = bought(sim, ip=ip)
+    listed(engine, sim)
+
+    assert store.item(engine.assign(remote, "alice", sim.now))["remote_id"] == remote
+
+
+def test_web_hosting_whose_username_a_local_service_has_cannot_be_assigned(
+    engine, module, sim, store
+):
+    first, second = bought(sim, tariff=8), bought(sim, tariff=8)
+    listed(engine, sim, "vhost")
+    engine.assign(first, "alice", sim.now)
+    username = sim.service(first)["params"]["username"]
+    sim.act("set_param", service=second, name="username", value=username)
+
+    with refused(store, "exists") as caught:
+        engine.assign(second, "alice", sim.now)
+
+    assert f"username {username}" in caught.value.message
+
+
+def test_a_licence_for_the_same_ip_and_name_cannot_be_assigned_but_another_can(
+    engine, module, sim, store
+):
+    first = bought(sim, tariff=9, ip="10.0.0.5", licname="isp-1")
+    same = bought(sim, tariff=9, ip="10.0.0.5", licname="isp-1")
+    other = bought(sim, tariff=9, ip="10.0.0.5", licname="isp-2")
+    listed(engine, sim, "soft")
+    engine.assign(first, "alice", sim.now)
+
+    with refused(store, "exists") as caught:
+        engine.assign(same, "alice", sim.now)
+
+    assert "licence isp-1 on 10.0.0.5" in caught.value.message
+    assert engine.assign(other, "alice", sim.now)
+
+
+@pytest.mark.parametrize(("remote", "client"), [(999, "alice"), (None, "carol")])
+def test_an_assign_of_an_unknown_service_or_to_an_unknown_client_is_refused(
+    engine, module, sim, store, remote, client
+):
+    remote = remote or bought(sim)
+    listed(engine, sim)
+
+    with refused(store, "unknown"):
+        engine.assign(remote, client, sim.now)
+
+
+def test_an_assign_whose_tariff_cannot_be_imported_writes_nothing(engine, module, sim, store):
+    engine.configure(order_periods=[1])
+    remote = bought(sim)
+    listed(engine, sim)
+
+    with refused(store, "period"):
+        engine.assign(remote, "alice", sim.now)
+
+
+# -- reconcile -------------------------------------------------------------------------------
+
+
+def test_reconcile_repairs_a_service_whose_events_were_lost_and_completes_its_order(
+    engine, tariff, sim, store
+):
+    item = order(engine, sim)
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+    assert store.item(item)["status"] == 1
+
+    report = engine.reconcile("seller", sim.now)
+
+    row, remote = store.item(item), sim.service(remote_of(engine, item))
+    assert (row["status"], row["expiredate"]) == (2, remote["expires"])
+    assert store.item_ips(item) == remote["ips"]
+    assert store.latest_operation(item)["state"] == "done"
+    assert f"service {item}: status ordered -> active" in report
+    assert any("(open) done" in line for line in report)
+
+
+def test_reconcile_repairs_status_addons_and_ips_changed_by_the_seller(engine, tariff, sim, store):
+    item = active(engine, sim)
+    remote = remote_of(engine, item)
+    sim.act("suspend", service=remote)
+    sim.act("add_ip", service=remote, ip="10.0.0.8")
+    sim.act("set_addon", service=remote, addon="ram", value=4096)
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+
+    report = engine.reconcile("seller", sim.now)
+
+    assert store.item(item)["status"] == 3
+    assert store.item_addons(item)["ram"] == "4096"
+    assert store.item_ips(item) == sim.service(remote)["ips"]
+    assert [line.split(": ")[1].split(" ")[0] for line in report] == ["status", "add-on", "IPs"]
+
+
+@pytest.mark.parametrize(
+    ("do", "kind"),
+    [
+        (lambda e, i, now: e.change_status(i, "suspend", now), "suspend"),
+        (lambda e, i, now: e.prolong(i, 1, now), "prolong"),
+        (lambda e, i, now: e.set_addons(i, {"backup": "on"}, now), "setparam"),
+    ],
+)
+def test_reconcile_completes_an_operation_whose_confirming_event_was_lost(
+    engine, tariff, sim, store, do, kind
+):
+    item = active(engine, sim)
+    operation = do(engine, item, sim.now)
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+    assert store.operation(operation)["state"] == "manual"
+
+    report = engine.reconcile("seller", sim.now)
+
+    assert store.operation(operation)["state"] == "done"
+    assert f"service {item}: operation {operation} ({kind}) done" in report
+    remote = sim.service(remote_of(engine, item))
+    assert store.item(item)["expiredate"] == remote["expires"]
+
+
+def test_a_second_reconcile_finds_nothing_and_changes_nothing(engine, tariff, sim, store):
+    item = active(engine, sim)
+    sim.act("suspend", service=remote_of(engine, item))
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+    engine.reconcile("seller", sim.now)
+    before = dump(store)
+
+    assert engine.reconcile("seller", sim.now) == []
+    assert dump(store) == before
+
+
+def test_a_reconcile_while_the_seller_is_down_is_unavailable_and_changes_nothing(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    sim.act("suspend", service=remote_of(engine, item))
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+    sim.fault("down")
+
+    with refused(store, "unavailable"):
+        engine.reconcile("seller", sim.now)
+
+
+class FailsOnSecondRead(SellerClient):
+    """A seller that stops answering after it has shown one service in full."""
+
+    reads = 0
+
+    def service(self, type, service_id):
+        FailsOnSecondRead.reads += 1
+        if FailsOnSecondRead.reads == 2:
+            raise SellerUnavailable("cannot reach the seller: connection reset")
+        return super().service(type, service_id)
+
+
+def test_a_reconcile_cut_off_half_way_changes_nothing(store, http, sim):
+    engine = Engine(
+        store, lambda url, login, password: FailsOnSecondRead(url, login, password, http)
+    )
+    engine.configure(RESELLER["currency"], RESELLER["rates"])
+    engine.add_client("alice", 500)
+    connect(engine, sim)
+    engine.import_tariff("seller", 5, sim.now)
+    first, second = active(engine, sim), active(engine, sim)
+    for item in (first, second):
+        sim.act("suspend", service=remote_of(engine, item))
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+    FailsOnSecondRead.reads = 0
+
+    with refused(store, "unavailable"):
+        engine.reconcile("seller", sim.now)
+
+
+def test_a_linked_service_the_seller_no_longer_shows_is_reported(engine, tariff, sim, store):
+    item = active(engine, sim)
+    store.update_item(item, remote_id=999)
+
+    (line,) = engine.reconcile("seller", sim.now)
+
+    assert line.startswith(f"service {item}: seller service 999 unreadable (missed")
+
+
+def test_a_reconcile_of_an_unknown_module_is_refused(engine, module, sim, store):
+    with refused(store, "unknown"):
+        engine.reconcile("nowhere", sim.now)

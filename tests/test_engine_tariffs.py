@@ -1,0 +1,387 @@
+"""Tariffs: import from the seller, `pricelist.sync`, and the operator's own prices."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from reseller.client import SellerClient
+from reseller.engine import Engine
+from tests.engine_fixtures import (
+    SIM_WORLD,
+    dump,
+    engine,
+    http,
+    module,
+    order,
+    refused,
+    sim,
+    sim_app,
+    sim_world,
+    store,
+    tariff,
+)
+
+FIXTURES = (
+    engine,
+    http,
+    module,
+    sim,
+    sim_app,
+    sim_world,
+    store,
+    tariff,
+)  # pytest finds the imported fixtures here
+
+ADDONS = SIM_WORLD["tariffs"][5]["addons"]
+
+
+def view(store, intname: str) -> dict:
+    """A tariff as the operator sees it: prices, add-ons, items and templates."""
+    pricelist = store.pricelist(intname)
+    specs = store.addons(pricelist["id"])
+    return {
+        "prices": store.prices(pricelist["id"]),
+        "addons": {n: "enabled" if s.enabled else "disabled" for n, s in specs.items()},
+        "addon_prices": {
+            n: s.items if s.type == "enumeration" else s.price for n, s in specs.items()
+        },
+        "ostempl": store.tariff_values(pricelist["id"], "ostempl"),
+        "recipe": store.tariff_values(pricelist["id"], "recipe"),
+    }
+
+
+def module_values(store, param: str) -> set[str]:
+    return {r["intname"] for r in store.db["paramvalue"].rows_where("param = ?", [param])}
+
+
+@pytest.fixture
+def bare(store, http):
+    """An engine with no main currency, no rates and a module `seller`."""
+    bare = Engine(store, lambda url, login, password: SellerClient(url, login, password, http))
+    bare.connect("seller", "http://simulator", "reseller", "s3cret", [], None)
+    return bare
+
+
+def edit(sim, **changes) -> None:
+    sim.act("edit_tariff", id=5, **changes)
+
+
+# -- import ----------------------------------------------------------------------------------
+
+
+def test_a_tariff_is_imported_as_seller_id_dash_intname_with_prices_converted(
+    engine,
+    module,
+    sim,
+    store,
+):
+    assert engine.import_tariff(module, 5, sim.now) == "5-vds-1"
+
+    row = store.pricelist("5-vds-1")
+    assert (row["name"], row["itemtype"], row["remote_id"], row["currency"]) == (
+        "VDS-1",
+        "vds",
+        5,
+        "EUR",
+    )
+    assert view(store, "5-vds-1")["prices"] == {
+        1: Decimal("11.00"),
+        3: Decimal("29.70"),
+        12: Decimal("110.00"),
+    }
+
+
+def test_every_addon_is_imported_enabled_with_converted_prices_and_its_items(tariff, store):
+    seen = view(store, tariff)
+
+    assert seen["addons"] == {"ram": "enabled", "backup": "enabled", "panel": "enabled"}
+    assert seen["addon_prices"] == {
+        "ram": Decimal("0.0022"),
+        "backup": Decimal("2.20"),
+        "panel": {"none": Decimal("0.00"), "ispmanager": Decimal("5.50")},
+    }
+    ram = store.addons(store.pricelist(tariff)["id"])["ram"]
+    assert (ram.remote_id, ram.included, ram.max) == (11, 1024, 8192)
+
+
+def test_os_templates_are_held_by_the_module_and_assigned_to_each_tariff_that_has_them(
+    engine,
+    tariff,
+    sim,
+    store,
+):
+    engine.import_tariff("seller", 7, sim.now)
+
+    assert view(store, "5-vds-1")["ostempl"] == ["debian-12", "centos-7"]
+    assert view(store, "7-vds-2")["ostempl"] == ["debian-12"]
+    assert view(store, "5-vds-1")["recipe"] == ["lamp"]
+    assert module_values(store, "ostempl") == {"debian-12", "centos-7"}
+
+
+def test_a_tariff_in_the_main_currency_keeps_its_prices(engine, module, sim, store):
+    engine.configure(currency="EUR")
+
+    engine.import_tariff(module, 5, sim.now)
+
+    assert view(store, "5-vds-1")["prices"][3] == Decimal("27.00")
+
+
+def test_without_a_rate_for_the_sellers_currency_nothing_is_imported(bare, sim, store):
+    bare.configure(currency="USD")
+
+    with refused(store, "no_rate") as caught:
+        bare.import_tariff("seller", 5, sim.now)
+
+    assert "no exchange rate from EUR to USD" in caught.value.message
+
+
+def test_without_a_main_currency_nothing_is_imported(bare, sim, store):
+    with refused(store, "no_rate") as caught:
+        bare.import_tariff("seller", 5, sim.now)
+
+    assert "no main currency" in caught.value.message
+
+
+def test_a_tariff_whose_periods_differ_from_the_order_periods_is_refused_naming_them(
+    engine,
+    module,
+    sim,
+    store,
+):
+    engine.configure(order_periods=[1, 3, 6])
+
+    with refused(store, "period") as caught:
+        engine.import_tariff(module, 5, sim.now)
+
+    assert "missing [6]" in caught.value.message and "extra [12]" in caught.value.message
+
+
+def test_a_tariff_with_exactly_the_order_periods_is_imported(engine, module, sim):
+    engine.configure(order_periods=[12, 3, 1])
+
+    assert engine.import_tariff(module, 5, sim.now) == "5-vds-1"
+
+
+@pytest.mark.parametrize(
+    ("module_name", "remote_id", "error"),
+    [("seller", 99, "unknown"), ("nowhere", 5, "unknown"), ("seller", 5, "exists")],
+)
+def test_an_import_of_a_missing_or_imported_tariff_is_refused(
+    engine,
+    tariff,
+    sim,
+    store,
+    module_name,
+    remote_id,
+    error,
+):
+    with refused(store, error):
+        engine.import_tariff(module_name, remote_id, sim.now)
+
+
+def test_an_import_while_the_seller_is_down_is_unavailable_and_writes_nothing(
+    engine,
+    module,
+    sim,
+    store,
+):
+    sim.fault("down")
+
+    with refused(store, "unavailable"):
+        engine.import_tariff(module, 5, sim.now)
+
+
+# -- sync ------------------------------------------------------------------------------------
+
+
+def test_a_sync_with_nothing_new_changes_nothing(engine, tariff, sim, store):
+    before = dump(store)
+
+    assert engine.sync_tariff(tariff, sim.now) == []
+    assert dump(store) == before
+
+
+def test_a_new_seller_addon_is_created_disabled_and_a_removed_one_deleted(
+    engine,
+    tariff,
+    sim,
+    store,
+):
+    addons = {k: v for k, v in ADDONS.items() if k != "backup"}
+    edit(sim, addons={**addons, "disk": {"id": 14, "type": "integer", "unit_price": 1}})
+
+    changes = engine.sync_tariff(tariff, sim.now)
+
+    assert changes == ["add-on disk created, disabled", "add-on backup deleted"]
+    assert view(store, tariff)["addons"] == {
+        "ram": "enabled",
+        "panel": "enabled",
+        "disk": "disabled",
+    }
+    assert view(store, tariff)["addon_prices"]["disk"] == Decimal("1.1000")
+
+
+def test_a_sync_keeps_the_prices_of_existing_addons(engine, tariff, sim, store):
+    engine.set_price(tariff, addons={"backup": 3})
+    edit(sim, addons={**ADDONS, "backup": {"id": 12, "type": "boolean", "price": 9}})
+
+    assert engine.sync_tariff(tariff, sim.now) == []
+    assert view(store, tariff)["addon_prices"]["backup"] == Decimal(3)
+
+
+def test_a_sync_creates_new_enumeration_items_priced_and_deletes_removed_ones(
+    engine,
+    tariff,
+    sim,
+    store,
+):
+    panel = {"id": 13, "type": "enumeration", "items": {"ispmanager": 5, "cpanel": 10}}
+    edit(sim, addons={**ADDONS, "panel": panel})
+
+    changes = engine.sync_tariff(tariff, sim.now)
+
+    assert changes == ["panel item cpanel created", "panel item none deleted"]
+    assert view(store, tariff)["addon_prices"]["panel"] == {
+        "ispmanager": Decimal("5.50"),
+        "cpanel": Decimal("11.00"),
+    }
+    items = store.addons(store.pricelist(tariff)["id"])["panel"].item_ids
+    assert items["cpanel"] != items["ispmanager"]
+
+
+def test_a_sync_adds_new_templates_and_unassigns_removed_ones(engine, tariff, sim, store):
+    edit(sim, ostempl=["debian-12", "ubuntu-24"], recipes=[])
+
+    changes = engine.sync_tariff(tariff, sim.now)
+
+    assert changes == ["ostempl ubuntu-24 added", "ostempl centos-7 removed", "recipe lamp removed"]
+    assert view(store, tariff)["ostempl"] == ["debian-12", "ubuntu-24"]
+    assert view(store, tariff)["recipe"] == []
+    assert "ubuntu-24" in module_values(store, "ostempl")
+
+
+def test_a_second_sync_changes_nothing(engine, tariff, sim, store):
+    panel = {"id": 13, "type": "enumeration", "items": {"cpanel": 10}}
+    edit(sim, ostempl=["ubuntu-24"], addons={"panel": panel, "disk": {"id": 14}})
+    engine.sync_tariff(tariff, sim.now)
+    after_first = dump(store)
+
+    assert engine.sync_tariff(tariff, sim.now) == []
+    assert dump(store) == after_first
+
+
+def test_an_order_may_use_a_template_the_sync_added_but_not_one_it_removed(
+    engine,
+    tariff,
+    sim,
+    store,
+):
+    edit(sim, ostempl=["debian-12", "ubuntu-24"])
+    engine.sync_tariff(tariff, sim.now)
+
+    order(engine, sim, ostempl="ubuntu-24")
+    with refused(store, "value") as caught:
+        order(engine, sim, ostempl="centos-7")
+    assert "centos-7" in caught.value.message
+
+
+def test_a_sync_of_an_unknown_tariff_is_refused(engine, tariff, sim, store):
+    with refused(store, "unknown"):
+        engine.sync_tariff("5-vds-9", sim.now)
+
+
+def test_a_sync_while_the_seller_is_down_is_unavailable_and_changes_nothing(
+    engine,
+    tariff,
+    sim,
+    store,
+):
+    edit(sim, ostempl=["ubuntu-24"])
+    sim.fault("error")
+
+    with refused(store, "unavailable"):
+        engine.sync_tariff(tariff, sim.now)
+
+
+# -- the operator's prices -------------------------------------------------------------------
+
+
+def test_the_operator_sets_period_addon_and_item_prices(engine, tariff, store):
+    engine.set_price(
+        tariff, prices={2: 19, 1: "12.50"}, addons={"backup": 3, "panel": {"ispmanager": 6}}
+    )
+
+    seen = view(store, tariff)
+    assert seen["prices"] == {
+        1: Decimal("12.50"),
+        2: Decimal(19),
+        3: Decimal("29.70"),
+        12: Decimal("110.00"),
+    }
+    assert seen["addon_prices"]["backup"] == Decimal(3)
+    assert seen["addon_prices"]["panel"]["ispmanager"] == Decimal(6)
+
+
+@pytest.mark.parametrize(
+    ("prices", "addons", "error", "named"),
+    [
+        ({2: 19}, {"gpu": 1}, "unknown", "gpu"),
+        ({2: 19}, {"panel": {"cpanel": 1}}, "unknown", "cpanel"),
+        ({2: "nineteen"}, None, "value", "nineteen"),
+        ({2: -19}, None, "value", "-19"),
+        ({"two": 19}, None, "value", "two"),
+        ({2: 19}, {"backup": "free"}, "value", "free"),
+        ({2: 19}, {"backup": -1}, "value", "-1"),
+    ],
+)
+def test_a_bad_price_is_refused_naming_it_and_no_price_changes(
+    engine,
+    tariff,
+    store,
+    prices,
+    addons,
+    error,
+    named,
+):
+    with refused(store, error) as caught:
+        engine.set_price(tariff, prices=prices, addons=addons)
+
+    assert named in caught.value.message
+
+
+def test_a_price_for_an_unknown_tariff_is_refused(engine, tariff, store):
+    with refused(store, "unknown"):
+        engine.set_price("9-nothing", prices={1: 1})
+
+
+def test_a_new_seller_enumeration_is_created_disabled_with_its_items(engine, tariff, sim, store):
+    os_panel = {"id": 15, "type": "enumeration", "items": {"plesk": 8, "cpanel": 10}}
+    edit(sim, addons={**ADDONS, "os_panel": os_panel})
+
+    assert engine.sync_tariff(tariff, sim.now) == ["add-on os_panel created, disabled"]
+    assert view(store, tariff)["addons"]["os_panel"] == "disabled"
+    assert view(store, tariff)["addon_prices"]["os_panel"] == {
+        "plesk": Decimal("8.80"),
+        "cpanel": Decimal("11.00"),
+    }
+
+
+# -- configuration ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({"rates": {"EUR": "lots"}}, "rate of EUR: 'lots' is not an amount"),
+        ({"rates": {"EUR": 0}}, "rate of EUR: must be above 0"),
+        ({"rates": {"EUR": -1.1}}, "rate of EUR: -1.1 is negative"),
+        ({"currency": "EUR", "order_periods": [1, "x"]}, "order periods"),
+    ],
+)
+def test_a_bad_setting_is_refused_and_none_of_the_settings_change(engine, store, settings, named):
+    with refused(store, "value") as caught:
+        engine.configure(**settings)
+
+    assert named in caught.value.message
