@@ -385,6 +385,8 @@ class Engine:
         item = self._linked(item_id)
         if item["status"] == DELETED:
             raise ResellerError("value", f"service {item_id} is deleted")
+        if item["status"] == ORDERED:
+            raise ResellerError("value", f"service {item_id} is not set up yet; prolong it later")
         pricelist = self.store.pricelist_by_id(item["pricelist"])
         specs = self.store.addons(item["pricelist"])
         price = domain.price_for(
