@@ -2,7 +2,8 @@
 
 The engine reaches the simulator only through its real seller client, over an in-process
 transport by default or over a local socket (`http=True`); the harness drives the simulator's
-clock and staff through the control API, exactly as a user would.
+clock and staff through the control API, exactly as a user would (in-process, the clock's
+5-minute ticks call what the clock endpoint runs directly: a request cost more than the tick).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from reseller.domain import PeriodRule
 from reseller.engine import Engine
 from reseller.store import Store
 from simulator.app import create_app
-from simulator.transport import in_process_session
+from simulator.model import SellerError
+from simulator.transport import in_process_client
 from simulator.world import seller_from_world
 
 CRON = timedelta(minutes=5)
@@ -91,7 +93,7 @@ class Harness:
             timeout = 1.0
             self.app.extensions["simulator"].seller.slow_seconds = timeout + 0.5
         else:
-            self.url, self.session = IN_PROCESS_URL, in_process_session(self.app, IN_PROCESS_URL)
+            self.url, self.session = IN_PROCESS_URL, in_process_client(self.app)
         self.control = ControlClient(self.session, self.url)
         self.timeout = timeout
         self.store = Store(db_path)
@@ -155,6 +157,18 @@ class Harness:
         return t
 
     def _seller_clock(self, when: datetime) -> None:
+        if self.server is None:
+            # In-process, run what `POST /_sim/clock` runs without a request: the clock moves
+            # every simulated 5 minutes, and a request cost as much as the tick's own work.
+            seller = self.seller
+            try:
+                with seller.lock:
+                    seller.advance_to(when)
+                    due = seller.next_due()
+            except SellerError as error:
+                raise StepFailure(f"the seller refused: {error.type}: {error.msg}") from None
+            self.seller_due = due.replace(microsecond=0) if due else None
+            return
         reply = self.control.post("/clock", {"to": when.isoformat()})
         self.seller_due = datetime.fromisoformat(reply["next_due"]) if reply["next_due"] else None
 
