@@ -645,7 +645,10 @@ class Engine:
         return item["status"] == {SUSPEND: SUSPENDED, RESUME: ACTIVE, CLOSE: DELETED}[kind]
 
     def _complete(self, operation_id: int, now: datetime) -> None:
-        self.store.update_operation(operation_id, now, state=DONE)
+        # The seller's word that it was done is its acceptance too, when the reply was lost.
+        self.store.update_operation(
+            operation_id, now, state=DONE, accepted=1, error_type=None, error_msg=None
+        )
         self.store.close_tasks(operation_id, now)
 
     def run_due(self, now: datetime) -> list[int]:

@@ -102,7 +102,12 @@ def service_view(h: Harness, alias) -> dict:
 
 def seller_service_view(h: Harness, alias) -> dict:
     service = h.control.get(f"/services/{h.remote(alias)}")
-    return {**service, "tariff": service["tariff_intname"], "ips": len(service["ips"])}
+    return {
+        **service,
+        "tariff": service["tariff_intname"],
+        "ips": len(service["ips"]),
+        "expires": service["expires"] or None,  # a lifetime service never expires, as here
+    }
 
 
 def operation_view(h: Harness, alias) -> dict:
