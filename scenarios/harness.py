@@ -66,7 +66,9 @@ class SocketServer:
         self.thread.start()
 
     def close(self) -> None:
-        self.server.close()
+        """Close the server in its own thread (closing from here races its select loop)."""
+        self.server.trigger.pull_trigger(self.server.close)
+        self.thread.join(timeout=5)
 
 
 class Harness:
