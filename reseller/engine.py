@@ -234,6 +234,7 @@ class Engine:
                     if value not in values:
                         self.store.unassign_value(pricelist["id"], param, value)
                         changes.append(f"{param} {value} removed")
+            self.crash_point("syncing_tariff")
             for name, addon in remote.addons.items():
                 if name not in local:
                     self.store.add_addon(

@@ -161,10 +161,92 @@ def converged(h) -> list[str]:
     return problems
 
 
+def balances_within_limits(h) -> list[str]:
+    """No seller account and no reseller client was ever below zero: neither side gives credit."""
+    problems = []
+    for login, start in h.initial_seller_balances.items():
+        balance = start
+        for entry in (e for e in h.seller.ledger if e.account == login):
+            balance += entry.amount
+            if balance < 0:
+                problems.append(f"seller account {login} went to {balance} (ledger {entry.id})")
+                break
+    for name, start in h.initial_client_balances.items():
+        client = h.store.client(name)
+        balance = start
+        for expense in (e for e in h.store.expenses() if e["account"] == client["id"]):
+            balance += Decimal(expense["amount"])
+            if balance < 0:
+                problems.append(f"client {name} went to {balance} (expense {expense['id']})")
+                break
+    return problems
+
+
+# The statuses a service may reach from each, in one step or several: never back to ordered,
+# never back from deleted.
+REACHABLE = {1: {1, 2, 3, 4}, 2: {2, 3, 4}, 3: {2, 3, 4}, 4: {4}}
+
+
+def statuses_move_legally(h) -> list[str]:
+    """No status, here or at the seller, went back to ordered or came back from deleted."""
+    seen = h.__dict__.setdefault("_statuses_seen", {})
+    now = {("service", i["id"]): i["status"] for i in h.store.items()}
+    now.update({("seller service", s.id): s.status for s in h.seller.services.values()})
+    problems = [
+        f"{kind} {key}: {STATUS_NAMES[seen[(kind, key)]]} -> {STATUS_NAMES[status]}"
+        for (kind, key), status in now.items()
+        if (kind, key) in seen and status not in REACHABLE[seen[(kind, key)]]
+    ]
+    seen.update(now)
+    return problems
+
+
+def tariff_sync_converges(h) -> list[str]:
+    """After a sync, each tariff has the seller's add-ons, items and templates; a second is a no-op."""
+    h.control.delete("/faults")
+    problems = []
+    for pricelist in h.store.db.execute("select intname from pricelist order by id").fetchall():
+        intname = pricelist[0]
+        h.engine.sync_tariff(intname, h.now)
+        again = h.engine.sync_tariff(intname, h.now)
+        if again:
+            problems.append(f"tariff {intname}: a second sync still changed {again}")
+        problems += [f"tariff {intname}: {p}" for p in _tariff_drift(h, h.engine.tariff(intname))]
+    return problems
+
+
+def _tariff_drift(h, pricelist: dict) -> list[str]:
+    """How a local tariff differs from the seller's in what a sync follows."""
+    remote = h.seller.tariffs[pricelist["remote_id"]]
+    local = h.store.addons(pricelist["id"])
+    drift = []
+    if set(local) != set(remote.addons):
+        drift.append(f"add-ons {sorted(local)} here, {sorted(remote.addons)} at the seller")
+    for name in set(local) & set(remote.addons):
+        mine, theirs = local[name], remote.addons[name]
+        if (mine.type, mine.remote_id) != (theirs.type, theirs.id):
+            drift.append(
+                f"add-on {name} is {mine.type} #{mine.remote_id} here, "
+                f"{theirs.type} #{theirs.id} at the seller"
+            )
+        if theirs.type == "enumeration" and (mine.item_ids or {}) != theirs.item_ids:
+            drift.append(f"add-on {name} items {mine.item_ids} here, {theirs.item_ids} there")
+    for param, values in (("ostempl", remote.ostempl), ("recipe", remote.recipes)):
+        mine = h.store.tariff_values(pricelist["id"], param)
+        if sorted(mine) != sorted(values):
+            drift.append(f"{param} {sorted(mine)} here, {sorted(values)} at the seller")
+    return drift
+
+
 CHECKS = {
     "money_conserved": money_conserved,
     "one_remote_per_service": one_remote_per_service,
     "events_applied_once": events_applied_once,
     "converged": converged,
+    "balances_within_limits": balances_within_limits,
+    "statuses_move_legally": statuses_move_legally,
+    "tariff_sync_converges": tariff_sync_converges,
 }
+# These act before they check (a drain, a sync), so a scenario checks them only at its end.
+FINAL_ONLY = ("converged", "tariff_sync_converges")
 DRAIN_LIMIT = timedelta(days=2)

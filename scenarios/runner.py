@@ -338,7 +338,7 @@ def run_step(h: Harness, step: Step) -> None:
 
 def check_invariants(h: Harness, names: list[str], final: bool) -> None:
     for name in names:
-        if name == "converged" and not final:
+        if name in invariants.FINAL_ONLY and not final:
             continue
         problems = invariants.CHECKS[name](h)
         if problems:

@@ -18,7 +18,15 @@ from simulator.world import WorldError, parse_duration, parse_time, seller_from_
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
 TOP_KEYS = {"name", "tags", "start", "seller", "reseller", "let", "steps", "invariants"}
-INVARIANTS = ("converged", "money_conserved", "one_remote_per_service", "events_applied_once")
+INVARIANTS = (
+    "converged",
+    "money_conserved",
+    "one_remote_per_service",
+    "events_applied_once",
+    "balances_within_limits",
+    "statuses_move_legally",
+    "tariff_sync_converges",
+)
 VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 SCALAR = (str, int)
 
