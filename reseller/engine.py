@@ -693,20 +693,26 @@ class Engine:
 
     def apply_events(self, module: dict, now: datetime, report: EventReport) -> None:
         """Apply stored events in the seller's id order, each once, in one transaction."""
+        # Each service's item is looked up once, and the applied events are finished together
+        # at the end of the same transaction: a poll can bring thousands of events.
+        items: dict[int, dict] = {}
+        applied: list[tuple[dict, int]] = []
         with self.store.atomic():
             for index, row in enumerate(self.store.pending_events(module["id"])):
                 if index == 1:
                     self.crash_point("applying_events")
-                item = self._event_item(module, row)
+                item = items.get(row["remote_item"]) or self._event_item(module, row)
                 if item is None:
                     self.store.mark_unmatched(row["id"])
                     report.unmatched.append(row["event_id"])
                     continue
+                items[row["remote_item"]] = item
                 completed = self._apply_event(item, row, now)
                 if completed:
                     report.completed.append(completed)
-                self.store.finish_event(row, item["id"], now)
+                applied.append((row, item["id"]))
                 report.applied += 1
+            self.store.finish_events(applied, now)
 
     def _event_item(self, module: dict, row: dict) -> dict | None:
         item = self.store.item_of_remote(module["id"], row["remote_item"])

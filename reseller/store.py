@@ -664,7 +664,7 @@ class Store:
                 "select event_id from itemevent where processingmodule = ?", [module_id]
             )
         }
-        fresh, ids = [], set()
+        fresh, ids, fetched = [], set(), stamp(now)
         for e in events:
             if e.id <= module["last_event_id"] or e.id in seen or e.id in ids:
                 continue
@@ -681,12 +681,13 @@ class Store:
                     "name": e.name,
                     "value": e.value,
                     "ips": json.dumps(e.ips),
-                    "fetched": stamp(now),
+                    "fetched": fetched,
                     "unmatched": 0,
                 }
             )
-        with self.atomic():
-            self.db["itemevent"].insert_all(fresh, batch_size=500)
+        if fresh:  # most polls bring nothing, and an empty insert_all still costs a transaction
+            with self.atomic():
+                self.db["itemevent"].insert_all(fresh, batch_size=500)
         return len(fresh)
 
     def pending_events(self, module_id: int) -> list[dict]:
@@ -697,18 +698,31 @@ class Store:
             row["ips"] = json.loads(row["ips"] or "[]")
         return rows
 
-    def finish_event(self, row: dict, item_id: int | None, now: datetime) -> None:
-        """Delete an applied event, remember it was applied, and move the high-water mark."""
-        self.db.execute("delete from itemevent where id = ?", [row["id"]])
-        self.db.execute(
+    def finish_events(self, applied: list[tuple[dict, int | None]], now: datetime) -> None:
+        """Delete applied events, remember each was applied to its item, move the high-water mark.
+
+        One statement each for all of them: a poll may bring thousands.
+        """
+        if not applied:
+            return
+        when = stamp(now)
+        self.db.conn.executemany(
+            "delete from itemevent where id = ?", [(row["id"],) for row, _ in applied]
+        )
+        self.db.conn.executemany(
             "insert into itemevent_applied (processingmodule, event_id, item, applied)"
             " values (?, ?, ?, ?)",
-            [row["processingmodule"], row["event_id"], item_id, stamp(now)],
+            [(row["processingmodule"], row["event_id"], item, when) for row, item in applied],
         )
-        self.db.execute(
-            "update processingmodule set last_event_id = max(last_event_id, ?) where id = ?",
-            [row["event_id"], row["processingmodule"]],
-        )
+        highest: dict[int, int] = {}
+        for row, _ in applied:
+            module = row["processingmodule"]
+            highest[module] = max(highest.get(module, row["event_id"]), row["event_id"])
+        for module, event_id in highest.items():
+            self.db.execute(
+                "update processingmodule set last_event_id = max(last_event_id, ?) where id = ?",
+                [event_id, module],
+            )
 
     def mark_unmatched(self, row_id: int) -> None:
         self.db.execute("update itemevent set unmatched = 1 where id = ?", [row_id])

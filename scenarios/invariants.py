@@ -202,7 +202,7 @@ def statuses_move_legally(h) -> list[str]:
 
 
 def tariff_sync_converges(h) -> list[str]:
-    """After a sync, each tariff has the seller's add-ons, items and templates; a second is a no-op."""
+    """Synced, each tariff has the seller's add-ons, items and templates; resyncing is a no-op."""
     h.control.delete("/faults")
     problems = []
     for pricelist in h.store.db.execute("select intname from pricelist order by id").fetchall():
