@@ -640,10 +640,22 @@ class Engine:
             return item["status"] in (ACTIVE, SUSPENDED)
         if kind == SETPARAM:
             have = self.store.item_addons(item["id"])
-            return all(have.get(n) == v for n, v in operation["params"]["addons"].items())
+            later = self._later_addon_changes(operation) if operation["accepted"] else set()
+            return all(
+                have.get(n) == v or n in later for n, v in operation["params"]["addons"].items()
+            )
         if kind == PROLONG:
             return False
         return item["status"] == {SUSPEND: SUSPENDED, RESUME: ACTIVE, CLOSE: DELETED}[kind]
+
+    def _later_addon_changes(self, operation: dict) -> set[str]:
+        """Add-ons a later change the seller accepted set again: this change was overwritten."""
+        return {
+            name
+            for later in self.store.operations(operation["item"])
+            if later["kind"] == SETPARAM and later["id"] > operation["id"] and later["accepted"]
+            for name in later["params"]["addons"]
+        }
 
     def _complete(self, operation_id: int, now: datetime) -> None:
         # The seller's word that it was done is its acceptance too, when the reply was lost.
@@ -752,11 +764,30 @@ class Engine:
         elif kind == "param":
             self.store.set_item_param(item_id, row["name"], row["value"])
         confirms = domain.CONFIRMS.get(kind)
+        if kind == "addon":
+            return self._complete_addon_changes(item_id, now)
         operation = self.store.pending_operation(item_id, confirms) if confirms else None
-        if operation and (kind != "addon" or self._confirmed(operation, self.store.item(item_id))):
+        if operation:
             self._complete(operation["id"], now)
             return operation["id"]
         return None
+
+    def _complete_addon_changes(self, item_id: int, now: datetime) -> int | None:
+        """Complete every pending add-on change the service now shows, not just the latest.
+
+        One poll can bring the events of several changes; each event confirms whichever
+        changes it completes, whatever order they were registered in.
+        """
+        completed = None
+        for operation in self.store.operations(item_id):
+            if (
+                operation["kind"] == SETPARAM
+                and operation["state"] in (RUNNING, MANUAL)
+                and self._confirmed(operation, self.store.item(item_id))
+            ):
+                self._complete(operation["id"], now)
+                completed = operation["id"]
+        return completed
 
     def cron(self, now: datetime) -> dict[str, EventReport | str]:
         """The 5-minute cron: `checkevent` for every module, then due retries and autoprolong."""

@@ -26,6 +26,7 @@ INVARIANTS = (
     "balances_within_limits",
     "statuses_move_legally",
     "tariff_sync_converges",
+    "operations_settle",
 )
 VARIABLE = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 SCALAR = (str, int)
