@@ -1,0 +1,181 @@
+"""Figure 3: storing and applying 10,000 fetched events in one `checkevent`.
+
+The engine works on a database file (WAL, as the reseller runs) holding 1,000 linked services,
+and its seller client hands back a feed already fetched, so this measures the engine and its
+store, not the wire (figures 1 and 2 measure that). The floor writes the same `itemevent` rows
+with one sqlite-utils `insert_all` into the same kind of file.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import sqlite_utils
+
+from bench.common import START, Figure, paired
+from reseller.client import RemoteEvent
+from reseller.domain import ACTIVE, AddonSpec
+from reseller.engine import Engine
+from reseller.store import SCHEMA, Store, day, stamp
+
+SERVICES = 1000
+LIMIT = 5.0
+# One round gives every service one event, of these kinds in turn.
+ROUNDS = ("param", "addon", "ip_add", "ip_del", "suspend", "resume", "expire")
+STATUS = {"suspend": 3}
+
+
+class Feed:
+    """A seller client whose event feed was fetched already."""
+
+    def __init__(self, events: list[RemoteEvent]):
+        self._events = events
+
+    def events(self) -> list[RemoteEvent]:
+        return self._events
+
+
+def feed(count: int) -> list[RemoteEvent]:
+    """`count` events over the services, round by round, in the seller's id order."""
+    events = []
+    expires = (START + timedelta(days=31)).date()
+    for n in range(count):
+        service, kind = n % SERVICES, ROUNDS[(n // SERVICES) % len(ROUNDS)]
+        remote = 100_000 + service
+        name, value = {
+            "param": ("hostname", f"web{n}"),
+            "addon": ("ram", str(1024 + 1024 * (n % 4))),
+            "ip_add": ("ip", f"10.1.{service // 250}.{service % 250}"),
+            "ip_del": ("ip", f"10.1.{service // 250}.{service % 250}"),
+            "expire": ("expiredate", expires.isoformat()),
+        }.get(kind, ("", ""))
+        events.append(
+            RemoteEvent(
+                id=n + 1,
+                type=kind,
+                service=remote,
+                remoteid=str(service + 1),
+                status=STATUS.get(kind, ACTIVE),
+                expires=expires,
+                name=name,
+                value=value,
+                ips=[f"203.0.113.{service % 250}"],
+            )
+        )
+    return events
+
+
+def engine_with_services(
+    path: str | None, events: list[RemoteEvent], services: int = SERVICES
+) -> Engine:
+    """An engine on a new database (memory if no path): one tariff and linked active services."""
+    store = Store(path)
+    store.set_setting("currency", "EUR")
+    module = store.add_module("seller", "http://seller", "reseller", "s3cret", [], START)
+    with store.atomic():
+        tariff = store.add_pricelist(
+            intname="5-vds-1",
+            name="VDS-1",
+            itemtype="vds",
+            processingmodule=module,
+            remote_id=5,
+            currency="EUR",
+        )
+        store.set_prices(tariff, {1: Decimal(10)})
+        store.add_addon(tariff, AddonSpec("ram", "integer", 11, True, 1024, 8192, Decimal("0.002")))
+        client = store.add_client("alice", Decimal(1000))
+        # In bulk, as setting up is not what is measured.
+        store.db["item"].insert_all(
+            {
+                "account": client,
+                "pricelist": tariff,
+                "itemtype": "vds",
+                "processingmodule": module,
+                "remote_module": module,
+                "remote_id": 100_000 + n,
+                "period": 1,
+                "status": ACTIVE,
+                "expiredate": day(START + timedelta(days=31)),
+                "autoprolong": 0,
+                "createdate": stamp(START),
+            }
+            for n in range(services)
+        )
+        store.db["item_addon"].insert_all(
+            {"item": n + 1, "addon": "ram", "value": "1024"} for n in range(services)
+        )
+        store.db["item_ip"].insert_all(
+            {"item": n + 1, "ip": f"203.0.{113 + n // 250}.{n % 250}"} for n in range(services)
+        )
+    return Engine(store, lambda url, login, password: Feed(events))
+
+
+def rows(events: list[RemoteEvent]) -> list[dict]:
+    """The `itemevent` rows the engine stores for these events."""
+    return [
+        {
+            "processingmodule": 1,
+            "event_id": e.id,
+            "type": e.type,
+            "remote_item": e.service,
+            "remoteid": e.remoteid,
+            "status": e.status,
+            "expiredate": day(e.expires),
+            "name": e.name,
+            "value": e.value,
+            "ips": json.dumps(e.ips),
+            "fetched": stamp(START),
+            "unmatched": 0,
+        }
+        for e in events
+    ]
+
+
+def measure(quick: bool) -> list[Figure]:
+    count, repetitions = (1_000, 3) if quick else (10_000, 5)
+    events = feed(count)
+    event_rows = rows(events)
+    with tempfile.TemporaryDirectory(prefix="bench-events-") as folder:
+        runs = iter(range(10**6))
+
+        def checkevent() -> float:
+            engine = engine_with_services(str(Path(folder) / f"engine-{next(runs)}.db"), events)
+            began = time.perf_counter()
+            report = engine.checkevent("seller", START + timedelta(minutes=5))
+            took = time.perf_counter() - began
+            if report.applied != count or report.unmatched:
+                raise AssertionError(f"applied {report.applied} of {count} events")
+            engine.store.db.close()
+            return took
+
+        def insert_all() -> float:
+            db = sqlite_utils.Database(str(Path(folder) / f"floor-{next(runs)}.db"))
+            db.enable_wal()
+            db.execute("PRAGMA synchronous=NORMAL")
+            columns, pk = SCHEMA["itemevent"]
+            db["itemevent"].create(columns, pk=pk)
+            began = time.perf_counter()
+            db["itemevent"].insert_all(event_rows)
+            took = time.perf_counter() - began
+            db.close()
+            return took
+
+        value, floor = paired(checkevent, insert_all, repetitions)
+    return [
+        Figure(
+            number=3,
+            name=f"{count:,} events stored and applied in one checkevent",
+            value=value * 1000,
+            floor=floor * 1000,
+            ratio=value / floor,
+            target=f"<= {LIMIT:g}x",
+            met=value / floor <= LIMIT,
+            unit="ms",
+            floor_name="sqlite-utils insert_all of the same itemevent rows, same kind of file",
+        )
+    ]
