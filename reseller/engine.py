@@ -456,10 +456,14 @@ class Engine:
             raise ResellerError(
                 "not_failed", f"service {item_id}'s operation is {state}, not failed"
             )
+        # A refusal is certain: the seller did nothing, so the restart sends the command again
+        # rather than asking whether an earlier attempt got through.
+        refused = operation["error_type"] != "unavailable"
         self.store.update_operation(
             operation["id"],
             now,
             state=RUNNING,
+            attempts=0 if refused else operation["attempts"],
             failures=0,
             first_failure=None,
             next_try=stamp(now),
