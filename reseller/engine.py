@@ -641,7 +641,7 @@ class Engine:
         """Whether the reseller's own state already shows what the operation asked for."""
         kind = operation["kind"]
         if kind == OPEN:
-            return item["status"] in (ACTIVE, SUSPENDED)
+            return item["status"] in (ACTIVE, SUSPENDED, DELETED)
         if kind == SETPARAM:
             have = self.store.item_addons(item["id"])
             later = self._later_addon_changes(operation) if operation["accepted"] else set()
@@ -770,6 +770,12 @@ class Engine:
         confirms = domain.CONFIRMS.get(kind)
         if kind == "addon":
             return self._complete_addon_changes(item_id, now)
+        if kind == "close":
+            # A service deleted before its set-up never sends `open`: its order is over too,
+            # as reconcile would find.
+            ordered = self.store.pending_operation(item_id, OPEN)
+            if ordered and ordered["accepted"]:
+                self._complete(ordered["id"], now)
         operation = self.store.pending_operation(item_id, confirms) if confirms else None
         if operation:
             self._complete(operation["id"], now)
