@@ -776,6 +776,15 @@ class Engine:
             ordered = self.store.pending_operation(item_id, OPEN)
             if ordered and ordered["accepted"]:
                 self._complete(ordered["id"], now)
+        if kind in ("suspend", "resume", "close"):
+            # The status is what every pending change to it asked for, however many there are
+            # (a retry that found the work done by an earlier one has no event of its own).
+            completed = None
+            for operation in self.store.operations(item_id):
+                if operation["kind"] == confirms and operation["state"] in (RUNNING, MANUAL):
+                    self._complete(operation["id"], now)
+                    completed = operation["id"]
+            return completed
         operation = self.store.pending_operation(item_id, confirms) if confirms else None
         if operation:
             self._complete(operation["id"], now)
