@@ -428,6 +428,9 @@ class Engine:
         item = self._linked(item_id)
         if item["status"] == DELETED:
             raise ResellerError("value", f"service {item_id} is deleted")
+        if not addons:
+            # An empty change would be "done" by any retry without the seller doing anything.
+            raise ResellerError("value", "name at least one add-on to change")
         specs = self.store.addons(item["pricelist"])
         old = self.store.item_addons(item_id)
         unknown = sorted(set(addons) - {n for n, s in specs.items() if s.enabled})
