@@ -247,6 +247,11 @@ class Engine:
                 if name not in remote.addons:
                     self.store.delete_addon(pricelist["id"], name)
                     changes.append(f"add-on {name} deleted")
+            # An event for an item (or add-on) not known here yet kept the seller's item id;
+            # now that the item is known, services hold its name like every other value.
+            for name, addon in remote.addons.items():
+                for item, (item_id, _) in addon.items.items():
+                    self.store.rename_addon_value(pricelist["id"], name, str(item_id), item)
         return changes
 
     def _sync_items(self, pricelist_id: int, spec: AddonSpec, addon, rate) -> list[str]:

@@ -523,6 +523,14 @@ class Store:
             [item_id, addon, value],
         )
 
+    def rename_addon_value(self, pricelist_id: int, addon: str, old: str, new: str) -> None:
+        """Store `new` wherever a service of the tariff holds `old` for the add-on."""
+        self.db.execute(
+            "update item_addon set value = ? where addon = ? and value = ? "
+            "and item in (select id from item where pricelist = ?)",
+            [new, addon, old, pricelist_id],
+        )
+
     def item_params(self, item_id: int) -> dict[str, str]:
         return {
             r["name"]: r["value"]
