@@ -586,6 +586,11 @@ class Engine:
             seller.delete(item["itemtype"], remote)
         elif kind == SETPARAM:
             specs = self.store.addons(item["pricelist"])
+            gone = sorted(set(operation["params"]["addons"]) - set(specs))
+            if gone:
+                raise SellerError(
+                    "value", f"add-on {gone[0]} is no longer in the tariff (removed by a sync)"
+                )
             seller.set_addons(
                 item["itemtype"],
                 remote,
@@ -637,10 +642,17 @@ class Engine:
             before = operation["params"].get("before")
             return before is not None and day(service.expires) != before
         if kind == SETPARAM:
+            # Only add-ons both sides still have can tell: a sync or the seller may have
+            # dropped one since the change was sent.
             specs = self.store.addons(item["pricelist"])
-            return all(
-                specs[n].from_wire(service.addons.get(specs[n].remote_id, "")) == v
+            known = {
+                n: v
                 for n, v in operation["params"]["addons"].items()
+                if n in specs and specs[n].remote_id in service.addons
+            }
+            return bool(known) and all(
+                specs[n].from_wire(service.addons[specs[n].remote_id]) == v
+                for n, v in known.items()
             )
         target = {SUSPEND: SUSPENDED, RESUME: ACTIVE, CLOSE: DELETED}[kind]
         return service.status == target
