@@ -442,6 +442,11 @@ class Engine:
         if unknown:
             raise ResellerError("unknown", f"no enabled add-on '{unknown[0]}' on this service")
         wanted = {name: specs[name].normalise(value) for name, value in addons.items()}
+        # Values the service already has are not sent: a change to nothing can't be told
+        # from one the seller never got, when its reply is lost.
+        wanted = {name: value for name, value in wanted.items() if old.get(name) != value}
+        if not wanted:
+            raise ResellerError("value", "the service already has these add-on values")
         price = domain.addon_change_price(specs, old, {**old, **wanted}, item["period"])
         account = self.store.client_by_id(item["account"])
         if Decimal(account["balance"]) < price:
