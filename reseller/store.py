@@ -196,6 +196,7 @@ INDEXES = [
     ("account", ["name"], True),
     ("processingmodule", ["name"], True),
     ("item", ["remote_module", "remote_id"], False),
+    ("item", ["autoprolong", "expiredate"], False),  # autoprolong's look-ahead, every 5 minutes
     ("runningoperation", ["item"], False),
     ("runningoperation", ["state", "next_try"], False),
     ("itemevent", ["processingmodule", "event_id"], True),
@@ -665,6 +666,8 @@ class Store:
 
     def save_events(self, module_id: int, events: list, now: datetime) -> int:
         """Write fetched events to `itemevent` in one transaction, dropping ones seen before."""
+        if not events:  # most polls: nothing to compare or write
+            return 0
         module = self.module_by_id(module_id)
         seen = {
             r["event_id"]
@@ -678,24 +681,29 @@ class Store:
                 continue
             ids.add(e.id)
             fresh.append(
-                {
-                    "processingmodule": module_id,
-                    "event_id": e.id,
-                    "type": e.type,
-                    "remote_item": e.service,
-                    "remoteid": e.remoteid,
-                    "status": e.status,
-                    "expiredate": day(e.expires),
-                    "name": e.name,
-                    "value": e.value,
-                    "ips": json.dumps(e.ips),
-                    "fetched": fetched,
-                    "unmatched": 0,
-                }
+                (
+                    module_id,
+                    e.id,
+                    e.type,
+                    e.service,
+                    e.remoteid,
+                    e.status,
+                    day(e.expires),
+                    e.name,
+                    e.value,
+                    json.dumps(e.ips),
+                    fetched,
+                    0,
+                )
             )
-        if fresh:  # most polls bring nothing, and an empty insert_all still costs a transaction
+        if fresh:  # raw SQL: sqlite-utils' insert_all costs more than the rest of a poll's work
             with self.atomic():
-                self.db["itemevent"].insert_all(fresh, batch_size=500)
+                self.db.conn.executemany(
+                    "insert into itemevent (processingmodule, event_id, type, remote_item, "
+                    "remoteid, status, expiredate, name, value, ips, fetched, unmatched) "
+                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    fresh,
+                )
         return len(fresh)
 
     def pending_events(self, module_id: int) -> list[dict]:
