@@ -8,10 +8,14 @@ from xml.etree import ElementTree as ET
 
 def el(tag: str, text=None, attrs: dict | None = None, children=()) -> ET.Element:
     """An element with optional text, attributes (None values dropped) and children."""
-    element = ET.Element(tag, {k: str(v) for k, v in (attrs or {}).items() if v is not None})
+    if attrs:
+        element = ET.Element(tag, {k: str(v) for k, v in attrs.items() if v is not None})
+    else:
+        element = ET.Element(tag)
     if text is not None:
         element.text = str(text)
-    element.extend(children)
+    if children:
+        element.extend(children)
     return element
 
 
@@ -21,7 +25,13 @@ def doc(*children: ET.Element) -> ET.Element:
 
 def fields(**values) -> list[ET.Element]:
     """One child element per keyword (None values left out), for list rows and forms."""
-    return [el(name, value) for name, value in values.items() if value is not None]
+    elements = []
+    for name, value in values.items():
+        if value is not None:
+            element = ET.Element(name)
+            element.text = str(value)
+            elements.append(element)
+    return elements
 
 
 def to_xml(root: ET.Element) -> bytes:

@@ -23,7 +23,6 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
-from werkzeug.http import parse_options_header
 
 
 def call_app(app, method: str, url: str, headers, body) -> tuple[str, list, bytes]:
@@ -92,9 +91,8 @@ def _response(status: str, headers: list, body: bytes, url: str, request) -> req
     response.raw = _Raw(headers)
     response.url = url
     response.request = request
-    response.encoding = parse_options_header(fields.get("Content-Type", ""))[1].get(
-        "charset", "utf-8"
-    )
+    charset = fields.get("Content-Type", "").partition("charset=")[2]
+    response.encoding = charset.split(";")[0].strip().strip('"') or "utf-8"
     response.reason = reason
     response.elapsed = timedelta(0)
     return response
