@@ -94,8 +94,12 @@ def per_call(call: Callable[[], object], seconds: float) -> float:
 
 
 def _serve(make_app: Callable, ports, threads: int) -> None:
+    import logging
+
     import waitress
 
+    # "Task queue depth is 2" is what a load test is for, not news.
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)
     # However the parent ends, this server stops by itself.
     threading.Timer(SERVER_LIFETIME, os._exit, args=(0,)).start()
     server = waitress.create_server(make_app(), host="127.0.0.1", port=0, threads=threads)
