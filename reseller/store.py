@@ -213,6 +213,10 @@ def day(when: date | datetime | None) -> str | None:
     return when.strftime("%Y-%m-%d") if when else None
 
 
+# The statements that made the first store in memory, for the next ones to run as they are.
+_MEMORY_SCHEMA: list[str] = []
+
+
 class Store:
     """The engine's state in SQLite: a file, or memory when no path is given."""
 
@@ -221,10 +225,25 @@ class Store:
         if path:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
+        if not path and _MEMORY_SCHEMA:
+            # A property builds a store per example: replaying the first store's statements
+            # skips sqlite-utils' introspection of every table, most of a store's set-up.
+            with self.db.conn:
+                for sql in _MEMORY_SCHEMA:
+                    self.db.conn.execute(sql)
+            return
         for name, (columns, pk) in SCHEMA.items():
             self.db[name].create(columns, pk=pk, if_not_exists=True)
         for table, columns, unique in INDEXES:
             self.db[table].create_index(columns, unique=unique, if_not_exists=True)
+        if not path:
+            _MEMORY_SCHEMA[:] = [
+                sql
+                for (sql,) in self.db.execute(
+                    "select sql from sqlite_master where sql is not null "
+                    "and name not like 'sqlite_%' order by rowid"
+                )
+            ]
 
     @contextmanager
     def atomic(self):
