@@ -67,6 +67,8 @@ class SocketServer:
 
     def close(self) -> None:
         """Close the server in its own thread (closing from here races its select loop)."""
+        # A reply still in the works (a `slow` fault sleeps) would pull a closed trigger.
+        self.server.task_dispatcher.shutdown()
         self.server.trigger.pull_trigger(self.server.close)
         self.thread.join(timeout=5)
 
@@ -141,9 +143,10 @@ class Harness:
         )
 
     def close(self) -> None:
+        # The session's keep-alive connections first: the server's loop ends only once they do.
+        self.session.close()
         if self.server:
             self.server.close()
-        self.session.close()
 
     # -- the clock ---------------------------------------------------------------------------
 
