@@ -1,8 +1,10 @@
 """Figure 1: one API call through the simulator, against a bare endpoint returning the same bytes.
 
 Both apps get the very same requests (a form POST, as the reseller's client sends them) over the
-same transport: the in-process `requests` adapter, or a `requests.Session` to waitress on a
-local port in another process. The difference is what the simulator itself costs per call.
+same transport: in-process through the `requests` adapter (`in_process_session`) or the light
+client scenarios use (`in_process_client`), or a `requests.Session` to waitress on a local port
+in another process. The difference is what the simulator itself costs per call; the lighter
+the transport, the more that shows.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from flask import Flask, Response, request
 
 from bench.common import START, Figure, paired, per_call, served, world
 from simulator.app import create_app
-from simulator.transport import in_process_session
+from simulator.transport import in_process_client, in_process_session
 from simulator.world import seller_from_world
 
 CALLS = {
@@ -31,7 +33,11 @@ CALLS = {
         "sok": "ok",
     },
 }
-TARGETS = {"in-process": 1.5, "socket": 1.2}
+TARGETS = {"in-process, requests adapter": 1.5, "in-process, light client": 1.5, "socket": 1.2}
+IN_PROCESS = {
+    "in-process, requests adapter": in_process_session,
+    "in-process, light client": in_process_client,
+}
 
 
 def simulator_app() -> Flask:
@@ -74,9 +80,9 @@ def measure(quick: bool) -> list[Figure]:
     repetitions, seconds = (3, 0.1) if quick else (7, 0.4)
     figures = []
     for transport, limit in TARGETS.items():
-        if transport == "in-process":
-            sim = (in_process_session(simulator_app()), "http://simulator")
-            bare = (in_process_session(bare_app(replies)), "http://simulator")
+        if transport in IN_PROCESS:
+            sim = (IN_PROCESS[transport](simulator_app()), "http://simulator")
+            bare = (IN_PROCESS[transport](bare_app(replies)), "http://simulator")
             figures += _compare(transport, limit, sim, bare, repetitions, seconds)
             continue
         with served(simulator_app) as sim_url, served(lambda: bare_app(replies)) as bare_url:

@@ -86,7 +86,7 @@ def table(figures: list[Figure], title: str) -> Table:
             f.name,
             f"{_number(f.value)} {f.unit}",
             f"{_number(f.floor)} {f.unit}",
-            f"{f.ratio:.2f}x",
+            f"{f.ratio:,.0f}x" if f.ratio >= 100 else f"{f.ratio:.2f}x",
             f.target,
             "[green]yes[/]" if f.met else "[red]NO[/]",
         )

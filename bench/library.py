@@ -39,7 +39,7 @@ def measure_library(quick: bool) -> list[Figure]:
     if not files:  # the library is being written; the shared examples stand in meanwhile
         folder = ROOT.parent / "shared" / "scenario-examples"
         files, where = collect([str(folder)]), "the shared examples (the library is empty)"
-    examples = 2 if quick else 20
+    examples = 2 if quick else 10
     if quick:  # a few files not tagged slow
         files = [f for f in files if "slow" not in (load_document(f).get("tags") or [])][:6]
     with tempfile.TemporaryDirectory(prefix="bench-failures-") as failures:

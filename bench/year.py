@@ -70,7 +70,7 @@ def _seller_change(h: Harness, remote: int, n: int) -> None:
 
 
 def measure(quick: bool) -> list[Figure]:
-    services, days = (100, 14) if quick else (1000, 365)
+    services, days = (100, 35) if quick else (1000, 365)  # quick: one month's prolongations
     wall, counts = simulate(services, days)
     speed = counts["simulated"] / wall
     return [
