@@ -13,7 +13,7 @@ import run
 from scenarios.harness import Harness
 from scenarios.runner import run_file
 
-EXAMPLES = Path(__file__).resolve().parents[1].parent / "shared" / "scenario-examples"
+LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
 START = datetime(2026, 1, 1)
 SELLER = {
     "currency": "EUR",
@@ -146,10 +146,12 @@ def test_a_passing_property_runs_the_requested_number_of_examples(tmp_path):
     assert result.examples == 1  # a single choice: Hypothesis stops when it has tried them all
 
 
-@pytest.mark.parametrize("name", ["order_goes_active.yaml", "seller_events.yaml"])
+@pytest.mark.parametrize(
+    "name", ["setup_manual_waits_for_the_sellers_staff.yaml", "events_ip_added_and_removed.yaml"]
+)
 def test_a_scenario_gives_the_same_results_over_a_socket(name):
-    in_process = run_file(str(EXAMPLES / name))
-    over_http = run_file(str(EXAMPLES / name), http=True)
+    in_process = run_file(str(LIBRARY / name))
+    over_http = run_file(str(LIBRARY / name), http=True)
     assert in_process.passed and over_http.passed, in_process.message + over_http.message
 
 
