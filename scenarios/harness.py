@@ -32,6 +32,14 @@ class StepFailure(AssertionError):
     """A step that did not do what the scenario says: the message names expected and actual."""
 
 
+class SellerRefused(StepFailure):
+    """The seller's staff could not do a seller-side action; `fails:` may name its type."""
+
+    def __init__(self, type: str, message: str):
+        super().__init__(f"the seller refused: {type}: {message}")
+        self.type, self.message = type, message
+
+
 class ControlClient:
     """The simulator's control API (`/_sim`) as calls."""
 
@@ -40,10 +48,15 @@ class ControlClient:
         self.base = base_url + "/_sim"
 
     def _reply(self, response: requests.Response):
-        data = response.json()
+        try:
+            data = response.json()
+        except ValueError:
+            raise StepFailure(
+                f"the simulator answered HTTP {response.status_code} without JSON (a simulator bug)"
+            ) from None
         if response.status_code >= 400:
             error = data.get("error", {})
-            raise StepFailure(f"the seller refused: {error.get('type')}: {error.get('msg')}")
+            raise SellerRefused(str(error.get("type")), str(error.get("msg")))
         return data
 
     def get(self, path: str, **params):

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from reseller.domain import OPEN, STATUS_NAMES
 from reseller.errors import ResellerError
 from scenarios import invariants
-from scenarios.harness import Harness, StepFailure
+from scenarios.harness import Harness, SellerRefused, StepFailure
 from scenarios.spec import Scenario, ScenarioError, Step, build, concrete, generated, load_document
 from simulator.world import parse_duration
 
@@ -325,7 +325,7 @@ def run_step(h: Harness, step: Step) -> None:
     before = state_digest(h)
     try:
         run()
-    except ResellerError as error:
+    except (ResellerError, SellerRefused) as error:
         if error.type != step.fails:
             raise StepFailure(
                 f"expected to fail with {step.fails}, failed with {error.type}: {error.message}"
