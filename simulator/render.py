@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from xml.etree import ElementTree as ET
 
 
@@ -62,7 +63,13 @@ def _write(element: ET.Element, write) -> None:
         write(_escape_text(element.tail))
 
 
+# Characters XML 1.0 cannot carry at all, even escaped: most controls, lone surrogates.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
 def _escape_text(text: str) -> str:
+    if NOT_XML.search(text):
+        text = NOT_XML.sub("\ufffd", text)
     if "&" in text:
         text = text.replace("&", "&amp;")
     if "<" in text:
