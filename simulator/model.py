@@ -623,6 +623,8 @@ class Seller:
         if addon not in tariff.addons:
             raise SellerError("value", "addon", f"tariff {tariff.id} has no add-on '{addon}'")
         spec = tariff.addons[addon]
+        if not isinstance(value, str | int | float):  # JSON's lists, maps and null included
+            raise SellerError("value", "value", f"{value!r} is not an add-on value")
         parsed = spec.parse(spec.wire(value) if spec.type == "enumeration" else value)
         service.addons[addon] = parsed
         self._emit(service, "addon", addon, spec.wire(parsed))
