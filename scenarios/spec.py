@@ -110,7 +110,7 @@ ACTIONS: dict[str, tuple] = {
     ),
     "seller.create_service": (
         {"account", "tariff"},
-        {"period", "ip", "name", "domain", "hostname", "licname"},
+        {"period", "ip", "name", "domain", "hostname", "licname", "remoteid"},
     ),
     "seller.fault": ({"kind", "times"}, set()),
     "wait": "duration",

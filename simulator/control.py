@@ -140,6 +140,7 @@ ACTIONS = {
             _int(d.get("period", 1), "period"),
             d.get("ip"),
             {k: d[k] for k in ("name", "domain", "hostname", "licname") if k in d},
+            str(d.get("remoteid") or ""),
         ),
         s,
     ),

@@ -646,8 +646,12 @@ class Seller:
         period: int,
         ip: str | None = None,
         params: dict | None = None,
+        remoteid: str = "",
     ) -> Service:
-        """A purchase made on the seller directly (not through a reseller), set up at once."""
+        """A purchase made on the seller directly (not through a reseller), set up at once.
+
+        `remoteid` is what another billing that ordered it through the API gave it.
+        """
         account = self.account(login)
         tariff = self.tariffs.get(tariff_id)
         if tariff is None:
@@ -656,7 +660,14 @@ class Seller:
         if ip and tariff.type == "soft":
             params.setdefault("ip", ip)
         service = self.order(
-            account, tariff.type, tariff_id, period, params=params, ip=ip, reason="create_service"
+            account,
+            tariff.type,
+            tariff_id,
+            period,
+            params=params,
+            ip=ip,
+            remoteid=remoteid,
+            reason="create_service",
         )
         if service.status == ORDERED:
             self._set_up(service)
