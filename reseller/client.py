@@ -87,9 +87,12 @@ def _text(node: ET.Element, tag: str, default: str = "") -> str:
 
 def _whole(raw: str | None, what: str) -> int:
     try:
-        return int(str(raw))
+        value = int(str(raw))
     except ValueError:
         raise SellerUnavailable(f"bad reply: {what} is {raw!r}, not a whole number") from None
+    if not -(2**63) <= value < 2**63:  # no id or count is larger, and SQLite holds no more
+        raise SellerUnavailable(f"bad reply: {what} is {raw!r}, out of range")
+    return value
 
 
 def _int(node: ET.Element, tag: str) -> int:

@@ -759,8 +759,11 @@ class Engine:
         item = self.store.item_of_remote(module["id"], row["remote_item"])
         if item is not None:
             return item
-        if row["remoteid"].isdigit():
-            item = self.store.item(int(row["remoteid"]))
+        # our own service id, as the order sent it; anything else (a seller's own purchase,
+        # or junk too long or not ASCII digits) names none of ours
+        remoteid = row["remoteid"]
+        if remoteid.isascii() and remoteid.isdigit() and len(remoteid) <= 18:
+            item = self.store.item(int(remoteid))
             if (
                 item is not None
                 and item["remote_module"] == module["id"]
