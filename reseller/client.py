@@ -99,11 +99,17 @@ def _int(node: ET.Element, tag: str) -> int:
     return _whole(_text(node, tag), f"<{tag}>")
 
 
+LARGEST_AMOUNT = Decimal(10) ** 15  # far above any price, well inside Decimal's 28 digits
+
+
 def _decimal(raw: str | None, what: str) -> Decimal:
     try:
-        return Decimal(str(raw))
+        amount = Decimal(str(raw))
     except InvalidOperation:
         raise SellerUnavailable(f"bad reply: {what} is {raw!r}, not an amount") from None
+    if not amount.is_finite() or abs(amount) >= LARGEST_AMOUNT:
+        raise SellerUnavailable(f"bad reply: {what} is {raw!r}, not a usable amount")
+    return amount
 
 
 def _date(raw: str) -> date | None:
