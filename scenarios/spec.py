@@ -6,6 +6,7 @@ A bad file raises `ScenarioError` naming the file, the step, the key and what wa
 from __future__ import annotations
 
 import copy
+import math
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -145,6 +146,18 @@ def substitute(node, values: dict, where: str, file: str):
     return node
 
 
+def check_finite(node, where: str, file: str) -> None:
+    """No number in the file is infinite or not a number (YAML's `.inf`, `.nan`)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            check_finite(value, f"{where}.{key}" if where else str(key), file)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            check_finite(value, f"{where}[{index}]", file)
+    elif isinstance(node, float) and not math.isfinite(node):
+        raise ScenarioError(file, where, f"expected a finite number, got {node!r}")
+
+
 def generated(spec) -> bool:
     return isinstance(spec, dict) and set(spec) in ({"any"}, {"between"})
 
@@ -220,6 +233,7 @@ def build(document: dict, file: str, values: dict | None = None) -> Scenario:
     fixed = {n: v for n, v in sample_values(let).items()}
     fixed.update(values or {})
     doc = substitute({k: v for k, v in document.items() if k != "let"}, fixed, "", file)
+    check_finite(doc, "", file)
     if not isinstance(doc["name"], str):
         raise ScenarioError(file, "name", f"expected one line of text, got {doc['name']!r}")
     tags = doc.get("tags") or []

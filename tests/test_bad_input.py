@@ -141,6 +141,16 @@ def test_a_malformed_scenario_file_is_one_clear_failure(text, tmp_path):
     assert result.message.startswith(str(path))
 
 
+@pytest.mark.parametrize(
+    "path", sorted((ROOT / "scenarios" / "invalid").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_each_invalid_scenario_file_kept_as_a_regression_is_refused_clearly(path, tmp_path):
+    result = run_file(str(path), failures_dir=str(tmp_path))
+    assert not result.passed
+    assert result.message.startswith(str(path)), result.message
+    assert "Traceback" not in result.message
+
+
 # -- the command line -----------------------------------------------------------------------
 
 WORDS = st.one_of(
