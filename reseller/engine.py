@@ -40,6 +40,7 @@ MANUAL_MODULE = 0
 OPEN_TYPES = ("vds", "dedic", "vhost", "soft")
 
 ClientFactory = Callable[[str, str, str], SellerClient]
+STATUS_WANTED = {SUSPEND: SUSPENDED, RESUME: ACTIVE, CLOSE: DELETED}
 
 
 @dataclass
@@ -804,15 +805,21 @@ class Engine:
             ordered = self.store.pending_operation(item_id, OPEN)
             if ordered and ordered["accepted"]:
                 self._complete(ordered["id"], now)
-        if kind in ("suspend", "resume", "close"):
+        if kind in domain.STATUS_AFTER:
             # The status is what every pending change to it asked for, however many there are
-            # (a retry that found the work done by an earlier one has no event of its own).
+            # and whichever event brings it (a retry that found the work already done, by an
+            # earlier change or by the seller's staff, has no event of its own).
             completed = None
+            reached = domain.STATUS_AFTER[kind]
             for operation in self.store.operations(item_id):
-                if operation["kind"] == confirms and operation["state"] in (RUNNING, MANUAL):
+                if (
+                    operation["state"] in (RUNNING, MANUAL)
+                    and STATUS_WANTED.get(operation["kind"]) == reached
+                ):
                     self._complete(operation["id"], now)
                     completed = operation["id"]
-            return completed
+            if kind != "open":
+                return completed
         operation = self.store.pending_operation(item_id, confirms) if confirms else None
         if operation:
             self._complete(operation["id"], now)
