@@ -1023,8 +1023,18 @@ class Engine:
         if kind == OPEN:
             return remote.status in (ACTIVE, SUSPENDED, DELETED)
         if kind == SETPARAM:
+            # The seller accepted it; an add-on it no longer shows (dropped from the tariff
+            # since) cannot contradict that, the ones it shows must hold the values.
             item = self.store.item(operation["item"])
-            return self._confirmed(operation, item)
+            specs = self.store.addons(item["pricelist"])
+            later = self._later_addon_changes(operation)
+            return all(
+                name in later
+                or name not in specs
+                or specs[name].remote_id not in remote.addons
+                or specs[name].from_wire(remote.addons[specs[name].remote_id]) == value
+                for name, value in operation["params"]["addons"].items()
+            )
         return remote.status == {SUSPEND: SUSPENDED, RESUME: ACTIVE, CLOSE: DELETED}[kind]
 
 
