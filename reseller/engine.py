@@ -442,12 +442,19 @@ class Engine:
         unknown = sorted(set(addons) - {n for n, s in specs.items() if s.enabled})
         if unknown:
             raise ResellerError("unknown", f"no enabled add-on '{unknown[0]}' on this service")
+        # What the service will have once the changes still pending land: the client pays
+        # for a change once, however often it is asked for before its event arrives.
+        for operation in self.store.operations(item_id):
+            if operation["kind"] == SETPARAM and operation["state"] in (RUNNING, MANUAL):
+                old = {**old, **operation["params"]["addons"]}
         wanted = {name: specs[name].normalise(value) for name, value in addons.items()}
         # Values the service already has are not sent: a change to nothing can't be told
         # from one the seller never got, when its reply is lost.
         wanted = {name: value for name, value in wanted.items() if old.get(name) != value}
         if not wanted:
-            raise ResellerError("value", "the service already has these add-on values")
+            raise ResellerError(
+                "value", "the service already has (or is being given) these add-on values"
+            )
         price = domain.addon_change_price(specs, old, {**old, **wanted}, item["period"])
         account = self.store.client_by_id(item["account"])
         if Decimal(account["balance"]) < price:
