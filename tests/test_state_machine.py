@@ -375,6 +375,13 @@ class ResellingMachine(RuleBasedStateMachine):
             real = name.rstrip("+")
             if real not in chosen:
                 chosen[real] = ADDON_CHOICES[name]
+        # Not simulated: dropping an add-on while a change to it has an unknown outcome (its
+        # reply lost, or the engine died after sending it). No one can then tell whether the
+        # seller made it: its form no longer shows the add-on and it refuses a resend.
+        for op in self.h.store.operations():
+            if op["kind"] == "setparam" and op["state"] == RUNNING and op["attempts"]:
+                for name in op["params"]["addons"]:
+                    chosen.setdefault(name, ADDON_CHOICES[name])
         self.seller_action(
             "edit_tariff", {"id": 5, "addons": chosen, "ostempl": ostempl, "recipes": recipes}
         )
