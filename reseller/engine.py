@@ -807,11 +807,12 @@ class Engine:
         if kind == "addon":
             return self._complete_addon_changes(item_id, now)
         if kind == "close":
-            # A service deleted before its set-up never sends `open`: its order is over too,
-            # as reconcile would find.
-            ordered = self.store.pending_operation(item_id, OPEN)
-            if ordered and ordered["accepted"]:
-                self._complete(ordered["id"], now)
+            # Whatever the seller accepted and has not confirmed by now never will be: an
+            # order deleted before its set-up sends no `open`, a change whose event was lost
+            # is past. Deleted, the service's accepted operations are over.
+            for operation in self.store.operations(item_id):
+                if operation["state"] == MANUAL:
+                    self._complete(operation["id"], now)
         if kind in domain.STATUS_AFTER:
             # The status is what every pending change to it asked for, however many there are
             # and whichever event brings it (a retry that found the work already done, by an
@@ -1024,6 +1025,8 @@ class Engine:
 
     def _reconciled(self, operation: dict, remote: RemoteService) -> bool:
         kind = operation["kind"]
+        if remote.status == DELETED:
+            return True  # accepted, and nothing more will ever happen to the service
         if kind == PROLONG:
             before = operation["params"].get("before")
             return before is not None and day(remote.expires) != before
