@@ -525,6 +525,17 @@ class Engine:
         if item["processingmodule"] == MANUAL_MODULE:
             self.store.update_operation(operation_id, now, state=MANUAL)
             return MANUAL
+        # One at a time per service, in the order asked: sent while an earlier one's outcome
+        # is unknown, a change could be overwritten by that one's resend, or taken for done.
+        earlier = [
+            op
+            for op in self.store.operations(item["id"])
+            if op["id"] < operation_id and op["state"] == RUNNING
+        ]
+        if earlier:
+            due = max(datetime.fromisoformat(op["next_try"]) for op in earlier)
+            self.store.update_operation(operation_id, now, next_try=stamp(max(due, now)))
+            return RUNNING
         module = self.store.module_by_id(item["remote_module"])
         seller = self.seller(module)
         retrying = operation["attempts"] > 0
