@@ -1017,6 +1017,12 @@ class Engine:
             have = self.store.item_addons(item_id)
             for addon_id, raw in remote.addons.items():
                 spec = specs.get(addon_id)
+                if (
+                    spec
+                    and spec.type == "enumeration"
+                    and raw not in map(str, (spec.item_ids or {}).values())
+                ):
+                    continue  # an item the tariff no longer has: the service keeps its value
                 if spec and have.get(spec.intname) != spec.from_wire(raw):
                     self.store.set_item_addon(item_id, spec.intname, spec.from_wire(raw))
                     changes.append(

@@ -141,7 +141,12 @@ def converged(h) -> list[str]:
         tariff = h.seller.tariffs[remote.tariff]
         for name, value in remote.addons.items():
             if name in specs and name in tariff.addons:
-                seller_addons[name] = specs[name].from_wire(tariff.addons[name].wire(value))
+                spec = tariff.addons[name]
+                seller_addons[name] = (
+                    str(value)  # item names on both sides, even of an item since dropped
+                    if spec.type == "enumeration"
+                    else specs[name].from_wire(spec.wire(value))
+                )
         # An add-on the service never had here (one created disabled by a sync) counts at its
         # default, which is what the seller gave it.
         have = h.store.item_addons(item["id"])

@@ -109,7 +109,7 @@ class Addon:
             if raw.lower() in ("off", "0", "no", "false", ""):
                 return False
             raise SellerError("value", name, f"'{raw}' is not on or off")
-        by_id = {str(item_id): item for item, item_id in self.item_ids.items()}
+        by_id = {str(self.item_ids[item]): item for item in self.items}
         if raw in by_id:
             return by_id[raw]
         if raw in self.items:
@@ -258,6 +258,11 @@ class Seller:
         for addon in tariff.addons.values():
             if addon.type == "enumeration":
                 addon.item_ids = {item: self._enum_item_id(addon.id, item) for item in addon.items}
+                # Items the seller dropped keep their ids: services that hold one still show it.
+                addon.item_ids.update(
+                    {item: n for (a, item), n in self._enum_ids.items() if a == addon.id}
+                    | addon.item_ids
+                )
         self.tariffs[tariff.id] = tariff
 
     def _enum_item_id(self, addon_id: int, item: str) -> int:
