@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
+from dateutil.relativedelta import relativedelta
+
 from reseller import domain
 from reseller.client import RemoteService, RemoteTariff, SellerClient
 from reseller.domain import (
@@ -817,6 +819,8 @@ class Engine:
         confirms = domain.CONFIRMS.get(kind)
         if kind == "addon":
             return self._complete_addon_changes(item_id, now)
+        if kind == "expire":
+            return self._complete_prolongation(item, row, now)
         if kind == "close":
             # Whatever the seller accepted and has not confirmed by now never will be: an
             # order deleted before its set-up sends no `open`, a change whose event was lost
@@ -843,6 +847,29 @@ class Engine:
         if operation:
             self._complete(operation["id"], now)
             return operation["id"]
+        return None
+
+    def _complete_prolongation(self, item: dict, row: dict, now: datetime) -> int | None:
+        """Complete the prolongation an `expire` event reports: the one sent from the expiry
+        before it, for the period that gives the event's expiry.
+
+        Not simply the latest pending one: that may not have been sent yet, and a late event
+        of one reconcile already finished would be taken for it.
+        """
+        module = self.store.module_by_id(item["remote_module"])
+        for operation in self.store.operations(item["id"]):
+            before = operation["params"].get("before")
+            if (
+                operation["kind"] != PROLONG
+                or operation["state"] not in (RUNNING, MANUAL)
+                or before is None
+            ):
+                continue
+            months = self._seller_period(module, item, operation["params"])
+            start = datetime.fromisoformat(before)
+            if months > 0 and day(start + relativedelta(months=months)) == row["expiredate"]:
+                self._complete(operation["id"], now)
+                return operation["id"]
         return None
 
     def _complete_addon_changes(self, item_id: int, now: datetime) -> int | None:
