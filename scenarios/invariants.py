@@ -234,8 +234,9 @@ def _tariff_drift(h, pricelist: dict) -> list[str]:
                 f"add-on {name} is {mine.type} #{mine.remote_id} here, "
                 f"{theirs.type} #{theirs.id} at the seller"
             )
-        if theirs.type == "enumeration" and (mine.item_ids or {}) != theirs.item_ids:
-            drift.append(f"add-on {name} items {mine.item_ids} here, {theirs.item_ids} there")
+        offered = {item: theirs.item_ids[item] for item in theirs.items}  # not dropped ones
+        if theirs.type == "enumeration" and (mine.item_ids or {}) != offered:
+            drift.append(f"add-on {name} items {mine.item_ids} here, {offered} there")
     for param, values in (("ostempl", remote.ostempl), ("recipe", remote.recipes)):
         mine = h.store.tariff_values(pricelist["id"], param)
         if sorted(mine) != sorted(values):
