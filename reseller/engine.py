@@ -818,7 +818,7 @@ class Engine:
             self.store.set_item_param(item_id, row["name"], row["value"])
         confirms = domain.CONFIRMS.get(kind)
         if kind == "addon":
-            return self._complete_addon_changes(item_id, now)
+            return self._complete_addon_changes(item_id, row["name"], value, now)
         if kind == "expire":
             return self._complete_prolongation(item, row, now)
         if kind == "close":
@@ -872,17 +872,20 @@ class Engine:
                 return operation["id"]
         return None
 
-    def _complete_addon_changes(self, item_id: int, now: datetime) -> int | None:
-        """Complete every pending add-on change the service now shows, not just the latest.
+    def _complete_addon_changes(self, item_id: int, name: str, value: str, now: datetime):
+        """Complete the pending add-on changes this event (`name` set to `value`) finishes.
 
-        One poll can bring the events of several changes; each event confirms whichever
-        changes it completes, whatever order they were registered in.
+        A change the event speaks of, that was sent, and whose every value the service now
+        shows: one poll can bring several changes' events, in any order they were asked, and
+        a value the service merely had before proves nothing about a change.
         """
         completed = None
         for operation in self.store.operations(item_id):
             if (
                 operation["kind"] == SETPARAM
                 and operation["state"] in (RUNNING, MANUAL)
+                and (operation["state"] == MANUAL or operation["attempts"])
+                and operation["params"]["addons"].get(name) == value
                 and self._confirmed(operation, self.store.item(item_id))
             ):
                 self._complete(operation["id"], now)
