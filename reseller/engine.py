@@ -250,12 +250,29 @@ class Engine:
                 if name not in remote.addons:
                     self.store.delete_addon(pricelist["id"], name)
                     changes.append(f"add-on {name} deleted")
+            dropped = set(local) - set(remote.addons)
+            if dropped:
+                self._end_changes_to_dropped_addons(pricelist["id"], dropped, now)
             # An event for an item (or add-on) not known here yet kept the seller's item id;
             # now that the item is known, services hold its name like every other value.
             for name, addon in remote.addons.items():
                 for item, (item_id, _) in addon.items.items():
                     self.store.rename_addon_value(pricelist["id"], name, str(item_id), item)
         return changes
+
+    def _end_changes_to_dropped_addons(self, pricelist_id: int, dropped: set, now) -> None:
+        """Accepted add-on changes only to add-ons the seller dropped: nothing can confirm them
+        any more (their events no longer name an add-on here), so they are over."""
+        for item in self.store.items():
+            if item["pricelist"] != pricelist_id:
+                continue
+            for operation in self.store.operations(item["id"]):
+                if (
+                    operation["kind"] == SETPARAM
+                    and operation["state"] == MANUAL
+                    and set(operation["params"]["addons"]) <= dropped
+                ):
+                    self._complete(operation["id"], now)
 
     def _sync_items(self, pricelist_id: int, spec: AddonSpec, addon, rate) -> list[str]:
         addon_id = self.store.addon_id(pricelist_id, spec.intname)
