@@ -176,6 +176,21 @@ class ResellingMachine(RuleBasedStateMachine):
         reply = self.h.session.post(f"{self.h.url}/_sim/actions/{name}", json=body, timeout=30)
         assert reply.status_code in (200, 409), (name, body, reply.status_code, reply.text)
 
+    def unknown_outcome_addons(self, item_id: int) -> set[str]:
+        """Add-ons with a change whose outcome is unknown (its reply lost, or the engine died
+        after sending it).
+
+        Not simulated: the seller's staff setting such an add-on, or dropping it from the
+        tariff, before the retry. No one could then tell whether the seller made the change:
+        its form shows the staff's value, or no longer the add-on, and the retry resends.
+        """
+        return {
+            name
+            for op in self.h.store.operations(item_id)
+            if op["kind"] == "setparam" and op["state"] == RUNNING and op["attempts"]
+            for name in op["params"]["addons"]
+        }
+
     def remote_of(self, item_id: int) -> int | None:
         return self.h.store.item(item_id)["remote_id"]
 
@@ -343,7 +358,7 @@ class ResellingMachine(RuleBasedStateMachine):
     @rule(service=services, addon=st.sampled_from(["ram", "backup", "panel"]), data=st.data())
     def seller_sets_addon(self, service, addon, data):
         remote = self.remote_of(service)
-        if remote is None:
+        if remote is None or addon in self.unknown_outcome_addons(service):
             return
         value = data.draw(
             {
@@ -375,13 +390,9 @@ class ResellingMachine(RuleBasedStateMachine):
             real = name.rstrip("+")
             if real not in chosen:
                 chosen[real] = ADDON_CHOICES[name]
-        # Not simulated: dropping an add-on while a change to it has an unknown outcome (its
-        # reply lost, or the engine died after sending it). No one can then tell whether the
-        # seller made it: its form no longer shows the add-on and it refuses a resend.
-        for op in self.h.store.operations():
-            if op["kind"] == "setparam" and op["state"] == RUNNING and op["attempts"]:
-                for name in op["params"]["addons"]:
-                    chosen.setdefault(name, ADDON_CHOICES[name])
+        for item in self.known:
+            for name in self.unknown_outcome_addons(item):
+                chosen.setdefault(name, ADDON_CHOICES[name])
         self.seller_action(
             "edit_tariff", {"id": 5, "addons": chosen, "ostempl": ostempl, "recipes": recipes}
         )
