@@ -7,6 +7,7 @@ import pytest
 from simulator.app import create_app
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
+from tests.worlds import VDS_1
 
 START = datetime(2026, 1, 1)
 WORLD = {
@@ -19,25 +20,7 @@ WORLD = {
         "root": {"password": "toor", "level": "admin"},
     },
     "tariffs": {
-        5: {
-            "intname": "vds-1",
-            "name": "VDS-1",
-            "type": "vds",
-            "prices": {1: 10, 3: 27, 12: 100},
-            "addons": {
-                "ram": {
-                    "id": 11,
-                    "type": "integer",
-                    "included": 1024,
-                    "max": 8192,
-                    "unit_price": 0.002,
-                },
-                "backup": {"id": 12, "type": "boolean", "price": 2},
-                "panel": {"id": 13, "type": "enumeration", "items": {"none": 0, "ispmanager": 5}},
-            },
-            "ostempl": ["debian-12", "centos-7"],
-            "recipes": ["lamp"],
-        },
+        5: VDS_1,
         6: {"intname": "vds-later", "type": "vds", "prices": {1: 10}, "setup": {"after": "10m"}},
         7: {"intname": "vds-manual", "type": "vds", "prices": {1: 10}, "setup": "manual"},
         8: {"intname": "web-1", "type": "vhost", "prices": {1: 3}},

@@ -15,6 +15,7 @@ from scenarios import invariants
 from scenarios.harness import CRON, Harness
 from scenarios.runner import state_digest
 from simulator.faults import CALL_KINDS
+from tests.worlds import VDS_1
 
 START = datetime(2026, 1, 1)
 PASSWORD = "pw-7f3a-SECRET"
@@ -26,25 +27,7 @@ SELLER_WORLD = {
         "shop": {"password": OTHER_PASSWORD, "balance": 500},
     },
     "tariffs": {
-        5: {
-            "intname": "vds-1",
-            "name": "VDS-1",
-            "type": "vds",
-            "prices": {1: 10, 3: 27, 12: 100, -50: 1},
-            "addons": {
-                "ram": {
-                    "id": 11,
-                    "type": "integer",
-                    "included": 1024,
-                    "max": 8192,
-                    "unit_price": 0.002,
-                },
-                "backup": {"id": 12, "type": "boolean", "price": 2},
-                "panel": {"id": 13, "type": "enumeration", "items": {"none": 0, "ispmanager": 5}},
-            },
-            "ostempl": ["debian-12", "centos-7"],
-            "recipes": ["lamp"],
-        },
+        5: {**VDS_1, "prices": {**VDS_1["prices"], -50: 1}},
         7: {
             "intname": "vds-m",
             "name": "VDS manual",

@@ -24,6 +24,7 @@ from reseller.store import Store
 from simulator.app import create_app, seller_of
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
+from tests.worlds import VDS_1
 
 START = datetime(2026, 1, 1)
 URL = "http://simulator"
@@ -38,25 +39,7 @@ SIM_WORLD = {
         "root": {"password": "toor", "level": "admin"},
     },
     "tariffs": {
-        5: {
-            "intname": "vds-1",
-            "name": "VDS-1",
-            "type": "vds",
-            "prices": {1: 10, 3: 27, 12: 100},
-            "addons": {
-                "ram": {
-                    "id": 11,
-                    "type": "integer",
-                    "included": 1024,
-                    "max": 8192,
-                    "unit_price": 0.002,
-                },
-                "backup": {"id": 12, "type": "boolean", "price": 2},
-                "panel": {"id": 13, "type": "enumeration", "items": {"none": 0, "ispmanager": 5}},
-            },
-            "ostempl": ["debian-12", "centos-7"],
-            "recipes": ["lamp"],
-        },
+        5: VDS_1,
         6: {"intname": "vds-later", "type": "vds", "prices": {1: 10}, "setup": {"after": "10m"}},
         7: {
             "intname": "vds-2",
