@@ -214,7 +214,8 @@ def seller_action(name: str):
 def fault(h: Harness, arg: dict) -> None:
     if arg["kind"] == "drop_events" and arg["times"]:
         h.drop_events_used = True
-    h.control.post("/faults", {"kind": arg["kind"], "times": arg["times"]})
+    aim = {key: str(arg[key]) for key in ("func", "account") if arg.get(key) is not None}
+    h.control.post("/faults", {"kind": arg["kind"], "times": arg["times"], **aim})
 
 
 def create_service(h: Harness, arg: dict, step: Step) -> None:

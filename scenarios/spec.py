@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import random
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -15,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from simulator.faults import KINDS as FAULT_KINDS
+from simulator.faults import Faults
 from simulator.world import WorldError, parse_duration, parse_time, seller_from_world
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
@@ -113,7 +115,7 @@ ACTIONS: dict[str, tuple] = {
         {"account", "tariff"},
         {"period", "ip", "name", "domain", "hostname", "licname", "remoteid"},
     ),
-    "seller.fault": ({"kind", "times"}, set()),
+    "seller.fault": ({"kind", "times"}, {"func", "account"}),
     "wait": "duration",
     "expect": "expect",
 }
@@ -408,10 +410,22 @@ def check_arg(step: Step, file: str) -> None:
             )
         if arg["times"] < 0:
             raise ScenarioError(file, f"{where}.times", f"expected >= 0, got {arg['times']}")
+        try:
+            Faults(random.Random(0)).add(
+                arg["kind"], arg["times"], _text(arg.get("func")), _text(arg.get("account"))
+            )
+        except ValueError as error:
+            key, _, problem = str(error).partition(": ")
+            raise ScenarioError(file, f"{where}.{key}", problem) from None
     if step.action == "connect":
         check_periods(arg.get("periods"), f"{where}.periods", file)
     if "autoprolong" in arg and not isinstance(arg["autoprolong"], bool):
         raise ScenarioError(file, f"{where}.autoprolong", "expected true or false")
+
+
+def _text(value):
+    """A name given in the file, as text (YAML may read `7` as a number); None stays None."""
+    return None if value is None else str(value)
 
 
 def check_expect(step: Step, file: str) -> None:

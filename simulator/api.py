@@ -422,12 +422,13 @@ def login(seller: Seller, params: dict, cookie: str | None) -> Account | None:
 def call(seller: Seller, params: dict, cookie: str | None = None) -> Reply:
     """Run one BILLmanager API call on `seller`, faults included, and return its reply."""
     func = str(params.get("func", "")).strip()
+    claimed = claimed_login(seller, params, cookie)
+    # down, error and slow count any call, even one that would be refused
+    fault = seller.faults.take_for_call(func, claimed)
+    if fault is not None:
+        return Reply(None, fault=fault, account=claimed, result=fault)
     if func == "auth":
         return auth(seller, params)
-    # down, error and slow count any call, even one that would be refused
-    fault = seller.faults.take_for_call(False)
-    if fault is not None:
-        return Reply(None, fault=fault, result=fault)
     account = None
     try:
         handler, action = resolve(func) if func else (None, "")
@@ -444,17 +445,24 @@ def call(seller: Seller, params: dict, cookie: str | None = None) -> Reply:
         root = handler(seller, account, params)
     except SellerError as error:
         return Reply(error_doc(error), account=account and account.login, result=error.type)
-    # lose_reply counts only calls that changed the seller's state: the work is done, the reply lost
-    if changes_state and seller.faults.take_for_call(True) == "lose_reply":
+    # lose_reply counts calls that changed the seller's state: the work is done, the reply lost
+    if seller.faults.take_lost_reply(func, account and account.login, changes_state):
         return Reply(None, fault="lose_reply", account=account.login, result="lose_reply")
     return Reply(root, account=account and account.login)
 
 
+def claimed_login(seller: Seller, params: dict, cookie: str | None) -> str | None:
+    """The login a call speaks for, checked or not, which faults aimed at an account match."""
+    if params.get("authinfo"):
+        return str(params["authinfo"]).partition(":")[0]
+    if params.get("func") == "auth" and params.get("username"):
+        return str(params["username"])
+    session = params.get("auth") or cookie
+    return seller.sessions.get(str(session), (None, None))[0] if session else None
+
+
 def auth(seller: Seller, params: dict) -> Reply:
     try:
-        fault = seller.faults.take_for_call(False)
-        if fault is not None:
-            return Reply(None, fault=fault, result=fault)
         if params.get("authinfo"):
             user, _, password = str(params["authinfo"]).partition(":")
         else:

@@ -172,10 +172,12 @@ def faults():
     with s.lock:
         if request.method == "POST":
             data = body()
-            s.faults.add(str(arg(data, "kind")), arg(data, "times"))
+            s.faults.add(
+                str(arg(data, "kind")), arg(data, "times"), data.get("func"), data.get("account")
+            )
         elif request.method == "DELETE":
             s.faults.clear()
-        return jsonify(pending=s.faults.pending(), used=s.faults.used)
+        return jsonify(pending=s.faults.pending(), used=s.faults.used, faults=s.faults.to_list())
 
 
 @bp.route("/calls", methods=["GET", "DELETE"])

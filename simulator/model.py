@@ -560,7 +560,7 @@ class Seller:
         """Everything on the account's feed, which the read empties; feed faults apply here."""
         events = self.feeds[account.login]
         self.feeds[account.login] = []
-        return self.faults.shape_feed(events)
+        return self.faults.shape_feed(events, account.login)
 
     # -- the seller's staff (control API) ----------------------------------------------------
 

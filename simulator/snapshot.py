@@ -69,7 +69,7 @@ def to_dict(seller: Seller) -> dict:
         "services": [_plain(s) for s in seller.services.values()],
         "feeds": [_plain(e) for events in seller.feeds.values() for e in events],
         "ledger": [_plain(e) for e in seller.ledger],
-        "faults": dict(seller.faults.counts),
+        "faults": {"queued": seller.faults.to_list(), "used": dict(seller.faults.used)},
     }
 
 
@@ -94,7 +94,7 @@ def from_dict(data: dict) -> Seller:
     for event in data["feeds"]:
         seller.feeds[event["account"]].append(Event(**event))
     seller.ledger = [LedgerEntry(**entry) for entry in data["ledger"]]
-    seller.faults.counts.update(data["faults"])
+    seller.faults.restore(data["faults"])
     return seller
 
 

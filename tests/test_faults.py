@@ -57,7 +57,7 @@ class FaultAtCall:
         finally:
             if armed:
                 self.hit = faults.counts[self.kind] == 0
-                faults.counts[self.kind] = 0
+                faults.clear()
 
     def __getattr__(self, name):
         return getattr(self.h.session, name)

@@ -957,3 +957,139 @@ def test_feed_faults_count_reads_per_call_not_per_account(client, session):
 
     assert read_events(session, "other") == []
     assert len(read_events(session)) == 1
+
+
+# -- faults aimed at a function or an account ------------------------------------------------
+
+
+def aim(client, kind: str, times: int = 1, **aimed) -> dict:
+    return sim(client, "POST", "faults", kind=kind, times=times, **aimed)
+
+
+def test_a_fault_aimed_at_a_function_leaves_every_other_call_alone(client, session):
+    aim(client, "down", func="service.prolong")
+
+    service_id = order(session)
+    bill(session, "whoami")
+    with pytest.raises(requests.ConnectionError):
+        bill(session, "service.prolong", elid=service_id, period=1, sok="ok")
+
+    assert pending_faults(client) == {}
+    assert service(client, service_id)["expires"] == "2026-02-01"
+
+
+def test_a_function_pattern_matches_any_run_of_characters(client, session):
+    aim(client, "error", 2, func="*.order.param")
+
+    bill(session, "pricelist.export")
+    for _ in range(2):
+        with pytest.raises(requests.HTTPError):
+            order(session)
+    order(session)
+
+    assert sim(client, "GET", "faults")["used"]["error"] == 2
+
+
+def test_a_fault_aimed_at_an_account_hits_only_that_accounts_calls(client, session):
+    aim(client, "down", account="other")
+
+    bill(session, "whoami")  # reseller's
+    with pytest.raises(requests.ConnectionError):
+        bill(session, "whoami", user="other")
+    bill(session, "whoami", user="other")
+
+
+def test_an_account_fault_also_meets_calls_in_that_accounts_session(client, session):
+    reply = session.post(URL, data={"func": "auth", "username": "other", "password": "other-pw"})
+    sid = ET.fromstring(reply.content).find("auth").get("id")
+    aim(client, "down", account="other", func="whoami")
+
+    with pytest.raises(requests.ConnectionError):
+        session.post(URL, data={"func": "whoami", "auth": sid})
+
+
+def test_each_fault_step_keeps_its_own_count_and_the_oldest_goes_first(client, session):
+    first = aim(client, "down", 1, func="whoami")["faults"][0]
+    aim(client, "down", 2)
+
+    with pytest.raises(requests.ConnectionError):
+        bill(session, "whoami")  # both aim at it: the older one is used up
+    queued = sim(client, "GET", "faults")["faults"]
+    assert [(f["func"], f["times"]) for f in queued] == [(None, 2)]
+    assert first["id"] not in [f["id"] for f in queued]
+
+
+def test_kinds_are_tried_in_order_down_error_slow_lose_reply(client, session):
+    aim(client, "lose_reply", func="vds.order.param")
+    aim(client, "error", func="vds.order.param")
+
+    with pytest.raises(requests.HTTPError):
+        order(session)  # error wins; nothing ordered
+    assert sim(client, "GET", "services")["services"] == []
+    with pytest.raises(requests.ConnectionError):
+        order(session)  # now the lost reply: ordered
+    assert len(sim(client, "GET", "services")["services"]) == 1
+
+
+def test_lose_reply_aimed_at_the_feed_counts_empty_reads_and_loses_the_events(client, session):
+    aim(client, "lose_reply", 2, func="itemevent")
+
+    with pytest.raises(requests.ConnectionError):
+        read_events(session)  # empty, yet it counts
+    order(session)
+    with pytest.raises(requests.ConnectionError):
+        read_events(session)  # the open event handed over and forgotten
+    assert read_events(session) == []
+    assert sim(client, "GET", "faults")["used"]["lose_reply"] == 2
+
+
+def test_lose_reply_not_aimed_at_the_feed_leaves_its_reads_alone(client, session):
+    aim(client, "lose_reply")
+    bought = act(client, "create_service", account="reseller", tariff=5)["id"]
+
+    assert kinds(read_events(session)) == [("open", bought)]
+    assert read_events(session) == []
+    assert pending_faults(client) == {"lose_reply": 1}
+
+
+def test_feed_faults_aimed_at_an_account_shape_only_its_reads(client, session):
+    aim(client, "drop_events", account="other")
+    mine = order(session)
+    order(session, user="other")
+
+    assert kinds(read_events(session)) == [("open", mine)]
+    assert read_events(session, user="other") == []
+    assert pending_faults(client) == {}
+
+
+@pytest.mark.parametrize(
+    "body, key",
+    [
+        ({"kind": "drop_events", "times": 1, "func": "vds"}, "func"),
+        ({"kind": "down", "times": 1, "func": ""}, "func"),
+        ({"kind": "down", "times": 1, "account": ["x"]}, "account"),
+    ],
+)
+def test_a_badly_aimed_fault_is_refused_naming_the_key(client, body, key):
+    reply = client.post("/_sim/faults", json=body)
+
+    assert reply.status_code == 400
+    assert reply.json["error"]["msg"].startswith(f"{key}:")
+    assert pending_faults(client) == {}
+
+
+def test_aimed_faults_survive_a_snapshot(client, tmp_path):
+    aim(client, "slow", 3, func="vds.*", account="other")
+    path = tmp_path / "seller.json"
+    sim(client, "POST", "snapshot", path=str(path))
+    sim(client, "DELETE", "faults")
+
+    sim(client, "POST", "restore", path=str(path))
+
+    (fault,) = sim(client, "GET", "faults")["faults"]
+    assert (fault["kind"], fault["times"], fault["func"], fault["account"]) == (
+        "slow",
+        3,
+        "vds.*",
+        "other",
+    )
