@@ -139,12 +139,14 @@ def run_reseller(args) -> int:
                 except KeyboardInterrupt:
                     stop.set()
                 return 0
-            reseller_cli.execute(engine, args, now, print)
+            reseller_cli.execute(
+                engine, args, now, print, warn=lambda line: print(line, file=sys.stderr)
+            )
         except ResellerError as error:
             print(f"error: {error.type}: {error.message}", file=sys.stderr)
             return 1
         finally:
-            store.db.close()
+            store.close()
     return 0
 
 

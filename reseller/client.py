@@ -271,7 +271,10 @@ class SellerClient:
         ostempl: str | None = None,
         recipe: str | None = None,
         domain: str | None = None,
+        ip: str | None = None,
+        licname: str | None = None,
     ) -> int:
+        """Order and pay at once (`skipbasket=on`); the new service's id at the seller."""
         params = {f"addon_{k}": v for k, v in addons.items()}
         root = self.call(
             f"{type}.order.param",
@@ -281,6 +284,8 @@ class SellerClient:
             ostempl=ostempl,
             recipe=recipe,
             domain=domain,
+            ip=ip,
+            licname=licname,
             skipbasket="on",
             clicked_button="finish",
             sok="ok",

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from rich.console import Console
 
-from reseller.domain import STATUS_NAMES
 from scenarios import invariants
 from scenarios.harness import Harness
 from scenarios.runner import run_step
@@ -22,12 +21,11 @@ def both_sides(h: Harness) -> str:
     for alias, item_id in h.services.items():
         item = h.store.item(item_id)
         operation = h.store.latest_operation(item_id)
-        error = f", {operation['error_type']}" if operation["error_type"] else ""
+        error = f", {operation.error_type}" if operation.error_type else ""
         mine.append(
-            f"{alias}={STATUS_NAMES[item['status']]} "
-            f"(operation {operation['kind']} {operation['state']}{error})"
+            f"{alias}={item.status_name} (operation {operation.kind} {operation.state}{error})"
         )
-    clients = ", ".join(f"{c['name']} {c['balance']}" for c in h.store.clients())
+    clients = ", ".join(f"{c.name} {c.balance}" for c in h.store.clients())
     seller = h.control.get("/services")["services"]
     balance = h.control.get("/accounts/reseller")["balance"]
     theirs = [f"#{s['id']}={s['status']} {','.join(s['ips'])}" for s in seller]
