@@ -6,10 +6,10 @@ Each takes a `Harness` and returns the problems it found (an empty list when it 
 from __future__ import annotations
 
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
-from reseller.model import SELLER_DEBITS, STATUS_NAMES, UNKNOWN
+from reseller.model import POLL_LEASE, SELLER_DEBITS, STATUS_NAMES, UNKNOWN
 
 
 def money_conserved(h) -> list[str]:
@@ -100,7 +100,11 @@ def events_applied_once(h) -> list[str]:
 
 
 def drain(h) -> None:
-    """Clear faults, retry what is pending, poll every feed until empty, reconcile lost events."""
+    """Clear faults, retry what is pending, poll every feed until empty, reconcile lost events.
+
+    A poll another engine process holds (it died mid-poll, its lease still runs) is waited
+    out, as the clock would: its next poll then reconciles first.
+    """
     h.control.delete("/faults")
     for _ in range(200):
         due = h.engine.next_due()
@@ -109,7 +113,10 @@ def drain(h) -> None:
         h.advance(max(due, h.now))
     for module in h.store.modules():
         for _ in range(50):
-            h.engine.checkevent(module.name, h.now)
+            report = h.engine.checkevent(module.name, h.now)
+            if report.busy:
+                h.advance(h.now + POLL_LEASE)
+                continue
             if not h.seller.feeds.get(module.login):
                 break
         if h.drop_events_used or h.seller.faults.used.get("drop_events"):
@@ -237,7 +244,15 @@ def _tariff_drift(h, plan) -> list[str]:
 
 
 def operations_settle(h) -> list[str]:
-    """After a drain, every operation is done, failed with a reason, or awaits a manual set-up."""
+    """After a drain and the engine's next daily reconcile, every operation is done, failed
+    with a reason, or awaits a manual set-up.
+
+    The daily reconcile is what completes a change a retry found already made (by the staff,
+    say), which no event will ever report.
+    """
+    drain(h)
+    midnight = datetime.combine(h.now.date() + timedelta(days=1), time())
+    h.advance(midnight)
     drain(h)
     problems = []
     for op in h.store.operations():
