@@ -94,6 +94,23 @@ def ready(cli, password_file):
     return cli
 
 
+def test_a_reselling_story_runs_from_the_command_line(ready, sim):
+    out = ready.ok(
+        "order", "alice", "5-vds-1", "1", "--ostempl", "debian-12", "--addon", "ram=2048"
+    )
+    assert out == "service 1: operation manual\n"
+    (remote,) = sim.services(remoteid="1")
+    assert remote["addons"]["ram"] == 2048
+
+    assert ready.ok("checkevent") == "seller: 1 fetched, 1 applied, unmatched []\n"
+    assert '"status": 2' in ready.ok("services")
+    assert '"state": "done"' in ready.ok("operations")
+    ready.ok("suspend", "1")
+    ready.ok("checkevent", "seller")
+    assert sim.service(remote["id"])["status"] == "suspended"
+    assert ready.ok("reconcile", "seller") == "no drift\n"
+
+
 def test_a_sync_by_local_id_or_intname_says_what_changed(ready, sim):
     sim.act("edit_tariff", id=5, ostempl=["debian-12"])
 
@@ -118,6 +135,19 @@ def test_a_refused_command_says_why_exits_1_and_changes_nothing(ready):
 
     assert (code, out, err) == (1, "", "error: unknown: no client 'carol'\n")
     assert ready.dump() == before
+
+
+def test_the_password_is_never_printed(ready, sim):
+    ready("connect", "again", "--url", ready.url, "--login", "reseller", "--password", PASSWORD)
+    ready("connect", "wrong", "--url", ready.url, "--login", "second", "--password", "x" + PASSWORD)
+    ready.ok("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12")
+    sim.advance("2h")
+    for command in (["checkevent"], ["services"], ["operations"], ["reconcile", "seller"]):
+        ready(*command, now="2026-01-01T02:00:00")
+
+    assert all(PASSWORD not in printed for printed in ready.printed)
+    assert any("duplicate_connection" in printed for printed in ready.printed)
+    assert any("error: auth: Invalid username or password" in p for p in ready.printed)
 
 
 @pytest.mark.parametrize(
@@ -169,6 +199,15 @@ def test_a_seller_nobody_answers_at_is_unavailable(cli, password_file):
 
     assert code == 1 and err.startswith(f"error: unavailable: cannot reach {nobody}")
     assert PASSWORD not in err
+
+
+def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, capsys):
+    missing = tmp_path / "no" / "such" / "dir" / "reseller.db"
+
+    code = run.main(["reseller", "--db", str(missing), "--now", NOW, "services"])
+
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith(f"error: --db: cannot open {missing}")
 
 
 def test_the_command_runs_as_a_process_and_exits_with_its_status(tmp_path, served):
