@@ -113,6 +113,18 @@ def test_a_service_already_linked_cannot_be_assigned_again(engine, module, sim, 
     assert "already linked" in caught.value.message
 
 
+def test_a_vps_whose_ip_a_local_service_has_cannot_be_assigned(engine, tariff, sim, store):
+    item = active(engine, sim)
+    (ip,) = store.item(item).ips
+    remote = bought(sim, ip=ip)
+    listed(engine, sim)
+
+    with refused(store, "exists") as caught:
+        engine.assign(remote, "alice", sim.now)
+
+    assert f"service {item} already has IP {ip}" in caught.value.message
+
+
 def test_a_vps_whose_ip_only_a_deleted_service_had_can_be_assigned(engine, tariff, sim, store):
     item = active(engine, sim)
     (ip,) = store.item(item).ips
@@ -231,6 +243,26 @@ def test_a_server_sharing_an_ip_with_one_of_ours_is_neither_listed_nor_assignabl
     assert store.item(engine.assign(other, "alice", sim.now)).ips == ["10.9.9.9"]
 
 
+def test_web_hosting_with_the_username_of_a_hosting_account_we_ordered_is_not_assignable(
+    engine, module, sim, store
+):
+    """The seller gives a hosting account its username when it sets it up, and only its full
+    form shows it: the engine learns it from the seller for its own services too."""
+    engine.import_tariff("seller", 8, sim.now)
+    item = order(engine, sim, tariff="8-web-1", domain_name="shop.example")
+    engine.checkevent("seller", sim.now)
+    username = sim.service(remote_of(engine, item))["params"]["username"]
+    copy, namesake = bought(sim, tariff=8), bought(sim, tariff=8, domain="shop.example")
+    sim.act("set_param", service=copy, name="username", value=username)
+
+    assert listed(engine, sim, "vhost") == [namesake]
+    with refused(store, "exists") as caught:
+        engine.assign(copy, "alice", sim.now)
+
+    assert f"username {username}" in caught.value.message
+    assert engine.assign(namesake, "alice", sim.now)  # one domain, its own username
+
+
 def licence_we_ordered(engine, sim) -> int:
     """A licence alice ordered for 10.0.0.5 under the name isp-1, set up by the seller."""
     engine.import_tariff("seller", 9, sim.now)
@@ -251,6 +283,16 @@ def test_a_licence_we_ordered_for_an_ip_cannot_be_assigned_again_but_one_for_ano
 
     assert f"service {item} already has licence isp-1 on 10.0.0.5" in caught.value.message
     assert engine.assign(moved, "alice", sim.now)
+
+
+def test_the_import_leaves_out_a_licence_for_the_ip_and_name_of_one_we_ordered(
+    engine, module, sim, store
+):
+    licence_we_ordered(engine, sim)
+    bought(sim, tariff=9, ip="10.0.0.5", licname="isp-1")
+    moved = bought(sim, tariff=9, ip="10.0.0.6", licname="isp-1")
+
+    assert listed(engine, sim, "soft") == [moved]
 
 
 @pytest.mark.parametrize(("remote", "client"), [(999, "alice"), (None, "carol")])
