@@ -293,7 +293,7 @@ def prepared(h) -> dict:
     h.engine.import_tariff("seller", 5, h.now)
     item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
     h.wait(timedelta(minutes=5))
-    h.control.post("/actions/add_ip", {"service": h.store.item(item)["remote_id"]})
+    h.control.post("/actions/add_ip", {"service": h.store.item(item).remote_id})
     h.control.post("/actions/create_service", {"account": "reseller", "tariff": 5, "period": 1})
     return {"item": item, "remote": max(h.seller.services)}
 
@@ -328,11 +328,10 @@ def test_a_malformed_reply_from_the_seller_is_a_clear_error_that_changes_nothing
     try:
         state = prepared(h)
         func, act = ACTIONS[action]
-        if func == "auth":
-            h.engine._clients.clear()  # the next call logs in afresh, and meets the bad reply
         from reseller.client import SellerClient
         from reseller.engine import Engine
 
+        # a new engine, so its first call logs in afresh (and meets a bad `auth` reply)
         bad = BadReplies(h.session, func, how, seed)
         engine = Engine(
             h.store, lambda url, login, pw: SellerClient(url, login, pw, bad, h.timeout)
