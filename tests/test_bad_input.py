@@ -189,20 +189,18 @@ def prepared_db(tmp_path_factory) -> Path:
     h = harness(db_path=str(path))
     h.engine.import_tariff("seller", 5, h.now)
     h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
-    h.store.db.conn.close()
     h.close()
     return path
 
 
 def dumped(path: Path) -> tuple:
+    """The database's state without the engine's bookkeeping: a poll that could not reach the
+    seller leaves its mark open on purpose (issue 9, point 5), and that changes no state."""
     store = Store(str(path))
     try:
-        return tuple(
-            store.db.execute(f"select * from [{t}] order by rowid").fetchall()
-            for t in store.db.table_names()
-        )
+        return store.digest()
     finally:
-        store.db.conn.close()
+        store.close()
 
 
 @settings(
