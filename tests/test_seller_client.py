@@ -12,9 +12,7 @@ from requests.adapters import BaseAdapter
 
 from reseller.client import SellerClient
 from reseller.errors import SellerError, SellerUnavailable
-from tests.engine_fixtures import PASSWORD, URL, http, sim, sim_app, sim_world
-
-FIXTURES = (http, sim, sim_app, sim_world)  # pytest finds the imported fixtures here
+from tests.helpers import PASSWORD, URL
 
 LOGIN_OK = b'<?xml version="1.0"?><doc><auth id="s1" level="16">s1</auth></doc>'
 SESSION_GONE = b'<doc><error type="auth"><msg>The session has expired</msg></error></doc>'
