@@ -124,8 +124,9 @@ def run_reseller(args) -> int:
         return 2
     try:
         store = Store(args.db)
-    except sqlite3.Error as error:
-        print(f"error: --db: cannot open {args.db}: {error}", file=sys.stderr)
+    except (sqlite3.Error, OSError) as error:
+        reason = error.strerror if isinstance(error, OSError) else error
+        print(f"error: --db: cannot open {args.db}: {reason}", file=sys.stderr)
         return 2
     with requests.Session() as session:
         engine = Engine(

@@ -190,7 +190,7 @@ def execute(engine: Engine, args, now, out, warn=print) -> None:
         for item in engine.store.items():
             out(json.dumps({k: getattr(item, k) for k in SERVICE_KEYS}))
     elif command == "checkevent":
-        modules = [args.module] if args.module else [m["name"] for m in engine.store.modules()]
+        modules = [args.module] if args.module else [m.name for m in engine.store.modules()]
         for name in modules:
             report = engine.checkevent(name, now)
             out(

@@ -373,11 +373,12 @@ def identities(itemtype: str, params: dict[str, str], ips: list[str]) -> set[tup
     username"): a VPS or dedicated server is its IP addresses, a hosting account its username,
     a licence the IP it is bound to with its licence name. Two services sharing one are one."""
     if itemtype in ("vds", "dedic"):
-        return {("ip", ip) for ip in ips if ip}
+        return {("IP", ip) for ip in ips if ip}
     if itemtype == "vhost":
         return {("username", params["username"])} if params.get("username") else set()
-    if params.get("ip") or params.get("licname"):
-        return {("licence", f"{params.get('licname', '')} on {params.get('ip', '')}")}
+    bound = params.get("ip") or next(iter(ips), "")  # a list row shows it as its `ip`
+    if bound or params.get("licname"):
+        return {("licence", f"{params.get('licname', '')} on {bound}")}
     return set()
 
 

@@ -844,7 +844,7 @@ class Store:
         """Services not deleted that have one of `identities` (see `model.identities`)."""
         ids: set[int] = set()
         for kind, value in identities:
-            if kind == "ip":
+            if kind == "IP":
                 rows = self._all("select item from item_ip where ip = ?", [value])
             elif kind == "username":
                 rows = self._all(

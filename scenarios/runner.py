@@ -181,7 +181,7 @@ def expect(h: Harness, arg: dict) -> None:
             {"equals": balance},
         )
     elif "client_balance" in arg:
-        balance = h.engine.client(str(arg["client_balance"])).balance
+        balance = str(h.engine.client(str(arg["client_balance"])).balance)
         compare(
             f"client balance of {arg['client_balance']}",
             {"equals": arg["equals"]},

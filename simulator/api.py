@@ -205,7 +205,7 @@ def service_row(service: Service) -> ET.Element:
             createdate=date(service.opened),
             expiredate=date(service.expires),
             remoteid=service.remoteid,
-            ip=service.ips[0] if service.ips else "",
+            ip=service.ips[0] if service.ips else service.params.get("ip", ""),
             domain=service.params.get("domain"),
             username=service.params.get("username"),
             licname=service.params.get("licname"),

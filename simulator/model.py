@@ -364,9 +364,12 @@ class Seller:
         service.setup_due = None
         if service.type in ("vds", "dedic") and not service.ips:
             service.ips.append(self._new_ip())
-        if service.type == "vhost":
-            service.params.setdefault("username", f"user{service.id}")
+        named = service.type == "vhost" and "username" not in service.params
+        if named:
+            service.params["username"] = f"user{service.id}"
         self._set_status(service, ACTIVE, "open")
+        if named:  # a parameter the seller set: the event mechanism reports it like any other
+            self._emit(service, "param", "username", service.params["username"])
 
     # -- the client API ----------------------------------------------------------------------
 

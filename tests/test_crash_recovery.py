@@ -37,8 +37,7 @@ def outcome(h: Harness) -> dict:
     """What a run ended with on both sides, to compare a crashed run with a clean one."""
     return {
         "services": [
-            (i.status, i.expiredate, sorted(i.addons.items()), len(i.ips))
-            for i in h.store.items()
+            (i.status, i.expiredate, sorted(i.addons.items()), len(i.ips)) for i in h.store.items()
         ],
         "operations": [(o.kind, o.state) for o in h.store.operations()],
         "clients": [c.balance for c in h.store.clients()],
