@@ -8,8 +8,8 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timedelta
 
-from reseller.model import AUTOPROLONG_LEAD
 from reseller.engine import Engine
+from reseller.model import AUTOPROLONG_LEAD
 from scenarios import invariants
 from scenarios.harness import CRON, Harness
 from scenarios.runner import state_digest

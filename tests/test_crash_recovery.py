@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from scenarios import invariants
 from reseller.store import Store
+from scenarios import invariants
 from scenarios.harness import Harness
 from tests.end_to_end import PASSWORD, Crash, assert_invariants, crash_at, harness, restart_engine
 
