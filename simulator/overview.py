@@ -42,6 +42,7 @@ from simulator.model import (
     Tariff,
 )
 
+SHOWN_SERVICES = 200  # the newest; a page of thousands would be megabytes every second
 SHOWN_EVENTS = 100
 SHOWN_CALLS = 40
 FUNCS_FROM_LAST = 5000  # the filter suggests functions seen in this many latest calls
@@ -293,7 +294,8 @@ def overview(
             for a in seller.accounts.values()
         ],
         "tariffs": [tariff_view(t) for t in seller.tariffs.values()],
-        "services": _side_by_side(seller, other),
+        "services": _side_by_side(seller, other)[-SHOWN_SERVICES:],
+        "services_total": len(seller.services),
         "events": _events(seller, other),
         "calls": _calls(seller, calls),
         "funcs": sorted({c["func"] for c in list(seller.calls)[-FUNCS_FROM_LAST:] if c["func"]}),

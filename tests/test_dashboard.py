@@ -178,6 +178,15 @@ def test_a_linked_service_shows_both_sides_in_one_row_highlighted_while_they_dif
     assert not same[0]["differs"]
 
 
+def test_services_panel_shows_the_newest_rows_of_many_and_says_so(client, seller, monkeypatch):
+    monkeypatch.setattr("simulator.overview.SHOWN_SERVICES", 2)
+    ids = [order(seller).id for _ in range(3)]
+    html = panels(client)["services"]
+    assert f'data-seller-service="{ids[0]}"' not in html
+    assert f'data-seller-service="{ids[2]}"' in html
+    assert "The newest 2 rows of 3 seller services" in html
+
+
 def test_a_reseller_service_not_yet_at_the_seller_gets_its_own_row(seller):
     rows = overview(seller, one_reseller_service(None))["services"]
     assert rows == [{"seller": None, "reseller": rows[0]["reseller"], "differs": False}]
