@@ -47,7 +47,11 @@ def parser() -> argparse.ArgumentParser:
     )
 
     demo = commands.add_parser("demo", help="a narrated reselling story over HTTP")
-    demo.add_argument("--keep", action="store_true", help="keep the simulator serving")
+    demo.add_argument(
+        "--keep",
+        action="store_true",
+        help="serve the dashboard and drive the story from a browser instead",
+    )
 
     bench = commands.add_parser("bench", help="benchmarks against floors measured in the run")
     bench.add_argument("--quick", action="store_true", help="a small version of each")

@@ -405,6 +405,7 @@ class StoredEvent:
     name: str = ""
     value: str = ""
     ips: list[str] = field(default_factory=list)
+    fetched: str | None = None
 
 
 @dataclass

@@ -1049,6 +1049,7 @@ class Store:
             row["name"] or "",
             row["value"] or "",
             json.loads(row["ips"] or "[]"),
+            row["fetched"],
         )
 
     def pending_events(self, module_id: int) -> list[StoredEvent]:

@@ -237,6 +237,8 @@ class Seller:
         self.sessions: dict[str, tuple[str, datetime]] = {}
         self.faults = Faults(self.random)
         self.calls: deque[dict] = deque(maxlen=100_000)
+        # The feed forgets an event once read; this log keeps it, for the dashboard's history.
+        self.events_made: deque[Event] = deque(maxlen=100_000)
         self.slow_seconds = 2.0
         self._next = {"service": 1000 + seed, "event": 1, "ledger": 1, "ip": 10, "item": 100}
         self._due: list[tuple[datetime, int, str]] = []
@@ -335,6 +337,7 @@ class Seller:
             list(service.ips),
         )
         self.feeds[service.account].append(event)
+        self.events_made.append(event)
 
     def _move_money(self, account: Account, amount: Decimal, reason: str, service: int | None):
         account.balance += amount
