@@ -1,4 +1,4 @@
-"""The command line: `simulator`, `reseller`, `scenarios`, `demo` and `bench`.
+"""The command line: `simulator`, `reseller`, `scenarios`, `demo`, `bench` and `record`.
 
 This is the one place that builds the parts and joins them; each command calls one function.
 """
@@ -54,6 +54,23 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", default="bench.json")
     bench.add_argument("--property", default=SHARED_EXAMPLE, help="figure 6's scenario file")
     bench.add_argument("--only", type=int, action="append", help="run only these figures")
+
+    record = commands.add_parser(
+        "record", help="a proxy to a real BILLmanager that writes every call to a cassette"
+    )
+    record.add_argument("--upstream", required=True, help="the BILLmanager's base URL")
+    record.add_argument("--out", required=True, metavar="FILE", help="the cassette (JSON lines)")
+    record.add_argument("--host", default="127.0.0.1")
+    record.add_argument("--port", type=int, default=8081)
+    record.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the upstream"
+    )
+    trust = record.add_mutually_exclusive_group()
+    trust.add_argument("--ca-bundle", metavar="FILE", help="trust the upstream certificates in it")
+    trust.add_argument(
+        "--insecure", action="store_true", help="accept any upstream certificate, self-signed too"
+    )
+
     return top
 
 
@@ -179,12 +196,57 @@ def run_bench(args) -> int:
     return main(quick=args.quick, output=args.output, property_path=args.property, only=args.only)
 
 
+def run_record(args) -> int:
+    import waitress
+
+    from simulator.cassette import CassetteWriter
+    from simulator.record import Recorder, upstream_url
+
+    try:
+        upstream = upstream_url(args.upstream)
+        cassette = CassetteWriter(args.out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: --out: cannot write {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
+    verify = False if args.insecure else args.ca_bundle or True
+    if args.insecure:
+        import urllib3
+
+        # asked for: one warning per call would bury the banner
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    recorder = Recorder(upstream, cassette, timeout=args.timeout, verify=verify)
+    try:
+        server = waitress.create_server(recorder, host=args.host, port=args.port, threads=8)
+    except OSError as error:
+        cassette.close()
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    print(
+        f"recording http://{args.host}:{server.effective_port}/ -> {upstream} "
+        f"into {args.out}; Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        server.close()
+    finally:
+        cassette.close()
+        print(f"{cassette.count} calls recorded in {args.out}", flush=True)
+    return 0
+
+
 COMMANDS = {
     "simulator": serve_simulator,
     "reseller": run_reseller,
     "scenarios": run_scenarios,
     "demo": run_demo,
     "bench": run_bench,
+    "record": run_record,
 }
 
 
