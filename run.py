@@ -1,4 +1,4 @@
-"""The command line: `simulator`, `reseller`, `scenarios`, `demo`, `bench` and `record`.
+"""The command line: `simulator`, `reseller`, `scenarios`, `demo`, `bench`, `record`, `parity`.
 
 This is the one place that builds the parts and joins them; each command calls one function.
 """
@@ -71,7 +71,26 @@ def parser() -> argparse.ArgumentParser:
         "--insecure", action="store_true", help="accept any upstream certificate, self-signed too"
     )
 
+    parity = commands.add_parser("parity", help="replay a cassette against the simulator")
+    parity.add_argument("file", metavar="FILE", help="a cassette written by `record`")
+    parity.add_argument("--world", help="a scenario file whose seller section to replay in")
+    parity.add_argument(
+        "--min-score",
+        type=float,
+        default=100.0,
+        metavar="PERCENT",
+        help="exit non-zero below this overall parity (default 100)",
+    )
     return top
+
+
+def seller_section(path: str) -> tuple[dict, datetime]:
+    """The `seller` section of a scenario file and its start time."""
+    from scenarios.spec import load_document
+    from simulator.world import parse_time
+
+    document = load_document(path)
+    return document.get("seller") or {}, parse_time(document.get("start", "2026-01-01T00:00:00Z"))
 
 
 def stop_on_signal(signum, frame) -> None:
@@ -83,19 +102,18 @@ def serve_simulator(args) -> int:
 
     import waitress
 
-    from scenarios.spec import ScenarioError, load_document
+    from scenarios.spec import ScenarioError
     from simulator import snapshot
     from simulator.app import create_app
     from simulator.model import Seller
-    from simulator.world import WorldError, parse_time, seller_from_world
+    from simulator.world import WorldError, seller_from_world
 
     try:
         if args.state and Path(args.state).exists():
             seller = snapshot.load(args.state)
         elif args.world:
-            document = load_document(args.world)
-            start = parse_time(document.get("start", "2026-01-01T00:00:00Z"))
-            seller = seller_from_world(document.get("seller") or {}, start, args.seed)
+            section, start = seller_section(args.world)
+            seller = seller_from_world(section, start, args.seed)
         else:
             seller = Seller(seed=args.seed)
     except (ScenarioError, WorldError, ValueError) as error:
@@ -240,6 +258,34 @@ def run_record(args) -> int:
     return 0
 
 
+def run_parity(args) -> int:
+    from scenarios.spec import ScenarioError
+    from simulator.cassette import CassetteError, read_cassette
+    from simulator.parity import WorldRefused, check_parity
+    from simulator.world import WorldError
+
+    try:
+        calls = read_cassette(args.file)
+        if not calls:
+            raise CassetteError(f"{args.file}: no calls recorded")
+        world = seller_section(args.world)[0] if args.world else None
+        parity = check_parity(calls, world)
+    except (CassetteError, ScenarioError, WorldError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except WorldRefused as error:
+        print(f"error: --world: the simulator refused it: {error}", file=sys.stderr)
+        return 2
+    print(f"parity of {args.file} against the simulator")
+    for line in parity.lines():
+        print(line)
+    score = parity.score()
+    if score < args.min_score:
+        print(f"parity {score:.1f}% is below --min-score {args.min_score:g}%")
+        return 1
+    return 0
+
+
 COMMANDS = {
     "simulator": serve_simulator,
     "reseller": run_reseller,
@@ -247,6 +293,7 @@ COMMANDS = {
     "demo": run_demo,
     "bench": run_bench,
     "record": run_record,
+    "parity": run_parity,
 }
 
 

@@ -1,11 +1,16 @@
-"""A client's session with a BILLmanager, as a reseller's own code would run it."""
+"""A client's session with a BILLmanager, as a reseller's own code would run it, and an
+upstream whose replies are altered on purpose: what record and parity are tested with."""
 
 from __future__ import annotations
 
+import io
+import json
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 from xml.etree import ElementTree as ET
 
 import requests
+from werkzeug.wrappers import Request, Response
 
 PASSWORD = "s3cret"
 WRONG_PASSWORD = "not-the-password"
@@ -93,3 +98,56 @@ def _play(http: requests.Session, url: str, existing_vhost: str) -> Session:
     get(func="whoami", out="json", auth=played.sessions[-1])
     played.secrets += played.sessions
     return played
+
+
+class Altered:
+    """The simulator with replies changed on purpose: in JSON the `vds` list's `expiredate`
+    is renamed `expires` and `pricelist.export`'s list of tariffs becomes its first tariff; in
+    XML `whoami`'s balance gets its currency; `vds.edit`'s error `missed` becomes `notexists`."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        body = request.get_data()
+        environ["wsgi.input"] = io.BytesIO(body)  # the simulator reads the body again
+        params = dict(parse_qsl(body.decode())) | request.args.to_dict()
+        response = Response.from_app(self.app, environ)
+        if params.get("out") == "json":
+            response.set_data(self.altered_json(params.get("func"), response.get_data()))
+        else:
+            response.set_data(self.altered_xml(params.get("func"), response.get_data()))
+        return response(environ, start_response)
+
+    @staticmethod
+    def altered_json(func: str, body: bytes) -> bytes:
+        doc = json.loads(body)["doc"]
+        if func == "vds":
+            for row in doc["elem"] if isinstance(doc.get("elem"), list) else [doc["elem"]]:
+                row["expires"] = row.pop("expiredate")
+        if func == "pricelist.export":
+            doc["pricelist"] = doc["pricelist"][0]
+        if func == "vds.edit" and doc.get("error", {}).get("$type") == "missed":
+            doc["error"]["$type"] = "notexists"
+        return json.dumps({"doc": doc}).encode()
+
+    @staticmethod
+    def altered_xml(func: str, body: bytes) -> bytes:
+        root = ET.fromstring(body)
+        if func == "whoami":
+            user = root.find("user")
+            user.set("balance", user.get("balance") + " EUR")
+        return ET.tostring(root, encoding="utf-8", xml_declaration=True)
+
+
+# What parity must report for a session recorded through `Altered`, and nothing else.
+ALTERED_DIFFERENCES = {
+    "vds": {
+        "doc.elem[].expires: missing in simulator",
+        "doc.elem[].expiredate: not in the recording",
+    },
+    "pricelist.export": {"doc.pricelist[]: object in recording, list in simulator"},
+    "whoami": {"doc/user/@balance: text in recording, number in simulator"},
+    "vds.edit": {"error type: 'notexists' in recording, 'missed' in simulator"},
+}

@@ -123,3 +123,10 @@ def record_through(serve, cassette_file):
 def recorded(serve, record_through, upstream_app, existing_vhost):
     """A session played through the recording proxy before the simulator: what it used."""
     return client_session.play(record_through(serve(upstream_app)), existing_vhost)
+
+
+@pytest.fixture
+def recorded_altered(serve, record_through, upstream_app, existing_vhost):
+    """The same session recorded before an upstream whose replies were altered on purpose."""
+    proxy = record_through(serve(client_session.Altered(upstream_app)))
+    return client_session.play(proxy, existing_vhost)
