@@ -22,7 +22,8 @@ PLACEHOLDER = re.compile(r"MASKED-(?:PASSWORD|SESSION|KEY)-\d+")
 SESSION_COOKIE_PREFIX = "billmgrses"  # billmgrses5 in BILLmanager 5 and 6
 PASSWORD_NAMES = {"password", "passwd", "confirm"}
 KEY_NAMES = {"key", "lickey", "apikey", "api_key", "token", "secret"}
-# A secret this short is masked where it is named, but not searched for inside other text.
+# A secret this short is masked in the parameter or cookie that names it, not searched for
+# elsewhere: it would mask ids and amounts that happen to contain it.
 SHORTEST_SEARCHED = 4
 
 
@@ -135,24 +136,30 @@ class Masker:
             call,
             query=query,
             form=form,
-            cookies={k: self._text(v) for k, v in call.cookies.items()},
-            set_cookies={k: self._text(v) for k, v in call.set_cookies.items()},
+            cookies={k: self._cookie(k, v) for k, v in call.cookies.items()},
+            set_cookies={k: self._cookie(k, v) for k, v in call.set_cookies.items()},
             body=self._text(call.body),
         )
 
     def _param(self, name: str, value):
+        if isinstance(value, dict | list):  # a JSON body's nested value
+            return json.loads(self._text(json.dumps(value)))
         if not isinstance(value, str):
             return value
         if name == "authinfo":
             user, colon, password = value.partition(":")
-            return user + colon + self.placeholders.get(password, password)
-        if value in self.placeholders:
+            return user + colon + self.placeholders.get(password, self._text(password))
+        if (name == "auth" or secret_kind(name)) and value in self.placeholders:
+            return self.placeholders[value]
+        return self._text(value)
+
+    def _cookie(self, name: str, value: str) -> str:
+        if name.startswith(SESSION_COOKIE_PREFIX) and value in self.placeholders:
             return self.placeholders[value]
         return self._text(value)
 
     def _text(self, text: str) -> str:
-        if text in self.placeholders:
-            return self.placeholders[text]
+        """`text` with every known secret in it replaced, as written raw, in XML or in JSON."""
         # longest first, so a secret inside another is not masked half
         for secret in sorted(self.placeholders, key=len, reverse=True):
             if len(secret) < SHORTEST_SEARCHED:

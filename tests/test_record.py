@@ -122,17 +122,19 @@ def test_a_password_echoed_anywhere_in_the_call_is_masked_there_too(
     )
 
 
-def test_a_short_password_is_masked_where_named_and_not_searched_for_in_ids(
+def test_a_short_secret_is_masked_where_named_and_not_searched_for_in_ids(
     serve, record_through, cassette_file
 ):
     def upstream(environ, start_response):
         return Response("<doc><id>1000</id></doc>", mimetype="text/xml")(environ, start_response)
 
     proxy = record_through(serve(upstream))
-    requests.get(f"{proxy}/billmgr", params={"authinfo": "u:100", "func": "x"}, timeout=5)
+    params = {"authinfo": "u:100", "func": "vds.edit", "elid": "100"}
+    requests.get(f"{proxy}/billmgr", params=params, cookies={"billmgrses5": "s1"}, timeout=5)
 
     (call,) = read_cassette(cassette_file)
-    assert call.query["authinfo"] == "u:MASKED-PASSWORD-1"
+    assert call.query == {"authinfo": "u:MASKED-PASSWORD-1", "func": "vds.edit", "elid": "100"}
+    assert call.cookies == {"billmgrses5": "MASKED-SESSION-1"}
     assert call.body == "<doc><id>1000</id></doc>"
 
 
@@ -194,13 +196,17 @@ def test_a_json_body_is_recorded_as_parameters_and_forwarded_unchanged(
         return Response('{"doc": {}}', mimetype="application/json")(environ, start_response)
 
     proxy = record_through(serve(upstream))
-    sent = {"func": "whoami", "out": "json", "authinfo": f"reseller:{PASSWORD}"}
+    sent = {"func": "whoami", "authinfo": f"reseller:{PASSWORD}", "note": {"said": [PASSWORD]}}
     requests.post(f"{proxy}/billmgr", json=sent, timeout=5)
 
     assert json.loads(received[0]) == sent
     (call,) = read_cassette(cassette_file)
     assert call.body_format == "json"
-    assert call.form == {"func": "whoami", "out": "json", "authinfo": "reseller:MASKED-PASSWORD-1"}
+    assert call.form == {
+        "func": "whoami",
+        "authinfo": "reseller:MASKED-PASSWORD-1",
+        "note": {"said": ["MASKED-PASSWORD-1"]},
+    }
 
 
 def test_run_py_record_serves_until_stopped_and_leaves_every_call_recorded(
