@@ -6,6 +6,7 @@ This is the one place that builds the parts and joins them; each command calls o
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sqlite3
 import sys
@@ -220,6 +221,9 @@ def run_record(args) -> int:
     from simulator.cassette import CassetteWriter
     from simulator.record import Recorder, upstream_url
 
+    if args.ca_bundle and not os.path.isfile(args.ca_bundle):
+        print(f"error: --ca-bundle: no such file {args.ca_bundle}", file=sys.stderr)
+        return 2
     try:
         upstream = upstream_url(args.upstream)
         cassette = CassetteWriter(args.out)

@@ -101,7 +101,7 @@ class Recorder:
                 verify=self.verify,
                 allow_redirects=False,
             )
-        except requests.RequestException as error:
+        except OSError as error:  # requests' errors, and an unreadable CA bundle
             call.error = _failure(error)
             message = f"upstream {self.upstream} did not answer ({call.error}): {error}\n"
             response = Response(message, status=502, mimetype="text/plain")
@@ -141,7 +141,7 @@ def _body_params(request: Request, body: bytes) -> tuple[dict, str | None]:
     return {}, None
 
 
-def _failure(error: requests.RequestException) -> str:
+def _failure(error: OSError) -> str:
     if isinstance(error, requests.Timeout):
         return "timeout"
     if isinstance(error, requests.exceptions.SSLError):

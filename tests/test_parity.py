@@ -326,3 +326,18 @@ def test_the_built_world_keeps_who_is_an_admin_and_who_may_not_suspend(
     assert accounts["root"]["level"] == "admin"
     assert accounts["nosuspend"]["can_suspend"] is False
     assert check_parity(calls).score() == 100
+
+
+def test_bjson_replies_are_read_for_the_world_as_well():
+    """bjson writes values as {"v": ...} and attributes as plain keys."""
+    auth = "acme:MASKED-PASSWORD-1"
+    whoami = Call(query={"func": "whoami", "out": "bjson", "authinfo": auth})
+    whoami.body = json.dumps({"doc": {"user": {"balance": {"v": "12.50"}, "level": {"v": "16"}}}})
+    order = Call(query={"func": "vds.order.param", "out": "bjson", "authinfo": auth, "sok": "ok"})
+    order.body = json.dumps({"doc": {"id": {"v": "77"}}})
+    for n, call in enumerate((whoami, order), 1):
+        call.n, call.status, call.content_type = n, 200, "application/json"
+
+    seen = observe([whoami, order])
+
+    assert seen.balances == {"acme": Decimal("12.50")} and seen.ordered == {"77"}

@@ -236,18 +236,17 @@ def test_run_py_record_serves_until_stopped_and_leaves_every_call_recorded(
 
 
 @pytest.mark.parametrize(
-    "upstream, problem",
+    "options, problem",
     [
-        ("billing.example.com:1500", "--upstream: expected an http:// or https:// URL"),
-        ("https://billing.example.com/billmgr?func=auth", "without ?query"),
+        (["--upstream", "billing.example.com:1500"], "--upstream: expected an http:// or https://"),
+        (["--upstream", "https://billing.example.com/billmgr?func=auth"], "without ?query"),
+        (["--upstream", "https://b.example.com", "--ca-bundle", "no.pem"], "--ca-bundle: no such"),
     ],
 )
-def test_run_py_record_refuses_a_bad_upstream_and_writes_nothing(
-    upstream, problem, tmp_path, capsys
-):
+def test_run_py_record_refuses_bad_options_and_writes_nothing(options, problem, tmp_path, capsys):
     out = tmp_path / "never.jsonl"
 
-    code = run.main(["record", "--upstream", upstream, "--out", str(out)])
+    code = run.main(["record", *options, "--out", str(out)])
 
     assert code == 2
     assert problem in capsys.readouterr().err
@@ -298,6 +297,17 @@ def test_an_upstream_certificate_in_the_ca_bundle_is_trusted(tls_upstream, recor
     reply = requests.get(f"{proxy}/billmgr", params={"func": "whoami"}, timeout=5)
 
     assert (reply.status_code, reply.content) == (200, b"<doc><ok/></doc>")
+
+
+def test_a_ca_bundle_that_cannot_be_read_is_a_recorded_failure(
+    tls_upstream, record_through, cassette_file, tmp_path
+):
+    proxy = record_through(tls_upstream, verify=str(tmp_path / "gone.pem"))
+
+    reply = requests.get(f"{proxy}/billmgr", params={"func": "whoami"}, timeout=5)
+
+    assert reply.status_code == 502
+    assert [c.error for c in read_cassette(cassette_file)] == ["failed"]
 
 
 def test_run_py_record_insecure_accepts_a_self_signed_upstream_quietly(tls_upstream, tmp_path):
