@@ -1,4 +1,4 @@
-"""The command line: `simulator`, `reseller`, `scenarios`, `demo` and `bench`.
+"""The command line: `simulator`, `reseller`, `scenarios`, `demo`, `bench`, `record`, `parity`.
 
 This is the one place that builds the parts and joins them; each command calls one function.
 """
@@ -6,6 +6,7 @@ This is the one place that builds the parts and joins them; each command calls o
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sqlite3
 import sys
@@ -58,7 +59,43 @@ def parser() -> argparse.ArgumentParser:
     bench.add_argument("--output", default="bench.json")
     bench.add_argument("--property", default=SHARED_EXAMPLE, help="figure 6's scenario file")
     bench.add_argument("--only", type=int, action="append", help="run only these figures")
+
+    record = commands.add_parser(
+        "record", help="a proxy to a real BILLmanager that writes every call to a cassette"
+    )
+    record.add_argument("--upstream", required=True, help="the BILLmanager's base URL")
+    record.add_argument("--out", required=True, metavar="FILE", help="the cassette (JSON lines)")
+    record.add_argument("--host", default="127.0.0.1")
+    record.add_argument("--port", type=int, default=8081)
+    record.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the upstream"
+    )
+    trust = record.add_mutually_exclusive_group()
+    trust.add_argument("--ca-bundle", metavar="FILE", help="trust the upstream certificates in it")
+    trust.add_argument(
+        "--insecure", action="store_true", help="accept any upstream certificate, self-signed too"
+    )
+
+    parity = commands.add_parser("parity", help="replay a cassette against the simulator")
+    parity.add_argument("file", metavar="FILE", help="a cassette written by `record`")
+    parity.add_argument("--world", help="a scenario file whose seller section to replay in")
+    parity.add_argument(
+        "--min-score",
+        type=float,
+        default=100.0,
+        metavar="PERCENT",
+        help="exit non-zero below this overall parity (default 100)",
+    )
     return top
+
+
+def seller_section(path: str) -> tuple[dict, datetime]:
+    """The `seller` section of a scenario file and its start time."""
+    from scenarios.spec import load_document
+    from simulator.world import parse_time
+
+    document = load_document(path)
+    return document.get("seller") or {}, parse_time(document.get("start", "2026-01-01T00:00:00Z"))
 
 
 def stop_on_signal(signum, frame) -> None:
@@ -70,19 +107,18 @@ def serve_simulator(args) -> int:
 
     import waitress
 
-    from scenarios.spec import ScenarioError, load_document
+    from scenarios.spec import ScenarioError
     from simulator import snapshot
     from simulator.app import create_app
     from simulator.model import Seller
-    from simulator.world import WorldError, parse_time, seller_from_world
+    from simulator.world import WorldError, seller_from_world
 
     try:
         if args.state and Path(args.state).exists():
             seller = snapshot.load(args.state)
         elif args.world:
-            document = load_document(args.world)
-            start = parse_time(document.get("start", "2026-01-01T00:00:00Z"))
-            seller = seller_from_world(document.get("seller") or {}, start, args.seed)
+            section, start = seller_section(args.world)
+            seller = seller_from_world(section, start, args.seed)
         else:
             seller = Seller(seed=args.seed)
     except (ScenarioError, WorldError, ValueError) as error:
@@ -186,12 +222,89 @@ def run_bench(args) -> int:
     return main(quick=args.quick, output=args.output, property_path=args.property, only=args.only)
 
 
+def run_record(args) -> int:
+    import waitress
+
+    from simulator.cassette import CassetteWriter
+    from simulator.record import Recorder, upstream_url
+
+    if args.ca_bundle and not os.path.isfile(args.ca_bundle):
+        print(f"error: --ca-bundle: no such file {args.ca_bundle}", file=sys.stderr)
+        return 2
+    try:
+        upstream = upstream_url(args.upstream)
+        cassette = CassetteWriter(args.out)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"error: --out: cannot write {args.out}: {error.strerror}", file=sys.stderr)
+        return 2
+    verify = False if args.insecure else args.ca_bundle or True
+    if args.insecure:
+        import urllib3
+
+        # asked for: one warning per call would bury the banner
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    recorder = Recorder(upstream, cassette, timeout=args.timeout, verify=verify)
+    try:
+        server = waitress.create_server(recorder, host=args.host, port=args.port, threads=8)
+    except OSError as error:
+        cassette.close()
+        print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    print(
+        f"recording http://{args.host}:{server.effective_port}/ -> {upstream} "
+        f"into {args.out}; Ctrl-C to stop",
+        flush=True,
+    )
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        server.close()
+    finally:
+        cassette.close()
+        print(f"{cassette.count} calls recorded in {args.out}", flush=True)
+    return 0
+
+
+def run_parity(args) -> int:
+    from scenarios.spec import ScenarioError
+    from simulator.cassette import CassetteError, read_cassette
+    from simulator.parity import WorldRefused, check_parity
+    from simulator.world import WorldError
+
+    try:
+        calls = read_cassette(args.file)
+        if not calls:
+            raise CassetteError(f"{args.file}: no calls recorded")
+        world = seller_section(args.world)[0] if args.world else None
+        parity = check_parity(calls, world)
+    except (CassetteError, ScenarioError, WorldError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except WorldRefused as error:
+        print(f"error: --world: the simulator refused it: {error}", file=sys.stderr)
+        return 2
+    print(f"parity of {args.file} against the simulator")
+    for line in parity.lines():
+        print(line)
+    score = parity.score()
+    if score < args.min_score:
+        print(f"parity {score:.1f}% is below --min-score {args.min_score:g}%")
+        return 1
+    return 0
+
+
 COMMANDS = {
     "simulator": serve_simulator,
     "reseller": run_reseller,
     "scenarios": run_scenarios,
     "demo": run_demo,
     "bench": run_bench,
+    "record": run_record,
+    "parity": run_parity,
 }
 
 

@@ -2,16 +2,21 @@
 engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`)."""
 
 import copy
+import threading
 from datetime import datetime
 
 import pytest
+import waitress
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.store import Store
 from simulator.app import create_app
+from simulator.cassette import CassetteWriter
+from simulator.record import Recorder
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
+from tests import client_session
 from tests.helpers import RESELLER, SIM_WORLD, URL, Sim, SocketSimulator, connect
 from tests.helpers import START as ENGINE_START
 from tests.worlds import VDS_1
@@ -122,3 +127,75 @@ def served(sim_app):
     server = SocketSimulator(sim_app)
     yield server.url
     server.close()
+
+
+@pytest.fixture
+def serve():
+    """`serve(wsgi_app)` serves an app on a loopback socket (waitress) for the test: its URL."""
+    servers = []
+
+    def start(app) -> str:
+        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        servers.append((server, thread))
+        return f"http://127.0.0.1:{server.effective_port}"
+
+    yield start
+    for server, thread in servers:
+        server.task_dispatcher.shutdown()
+        server.trigger.pull_trigger(server.close)  # closed in the server's own thread, at once
+        thread.join(timeout=5)
+        assert not thread.is_alive()
+
+
+# record and parity fixtures: the simulator as the upstream, a proxy before it, a session
+
+
+@pytest.fixture
+def upstream_app(world):
+    """The simulator as a seller a session is recorded against; its ids differ from a replay's."""
+    return create_app(seller_from_world(world, START, seed=7))
+
+
+@pytest.fixture
+def existing_vhost(upstream_app) -> str:
+    """A service the account bought before the recorded session."""
+    with in_process_session(upstream_app) as control:
+        created = control.post(
+            "http://simulator/_sim/actions/create_service",
+            json={"account": "reseller", "tariff": 8, "domain": "old.example"},
+        )
+    return str(created.json()["result"]["id"])
+
+
+@pytest.fixture
+def cassette_file(tmp_path):
+    return tmp_path / "session.jsonl"
+
+
+@pytest.fixture
+def record_through(serve, cassette_file):
+    """`record_through(upstream_url)`: the URL of a recording proxy to it into `cassette_file`."""
+    writers = []
+
+    def start(upstream_url: str, **options) -> str:
+        writers.append(CassetteWriter(cassette_file))
+        return serve(Recorder(upstream_url, writers[-1], **({"timeout": 5} | options)))
+
+    yield start
+    for writer in writers:
+        writer.close()
+
+
+@pytest.fixture
+def recorded(serve, record_through, upstream_app, existing_vhost):
+    """A session played through the recording proxy before the simulator: what it used."""
+    return client_session.play(record_through(serve(upstream_app)), existing_vhost)
+
+
+@pytest.fixture
+def recorded_altered(serve, record_through, upstream_app, existing_vhost):
+    """The same session recorded before an upstream whose replies were altered on purpose."""
+    proxy = record_through(serve(client_session.Altered(upstream_app)))
+    return client_session.play(proxy, existing_vhost)
