@@ -561,5 +561,5 @@ def billmgr() -> Response:
     if reply.fault:
         response.headers["X-Simulator-Fault"] = reply.fault
     if reply.session:
-        response.set_cookie(SESSION_COOKIE, reply.session)
+        response.set_cookie(SESSION_COOKIE, reply.session, httponly=True, samesite="Lax")
     return response

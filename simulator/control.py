@@ -226,6 +226,7 @@ def account(login: str):
             level=a.level,
             can_suspend=a.can_suspend,
             pending_events=len(s.feeds[a.login]),
+            failed_logins=s.failed_logins.count(a.login, s.now, s.wall_clock()),
         )
 
 

@@ -7,8 +7,10 @@ Not simulated: carts, projects, datacenters, discounts, taxes, refunds, tariff c
 from __future__ import annotations
 
 import heapq
+import hmac
 import random
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -17,6 +19,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from dateutil.relativedelta import relativedelta
 
 from simulator.faults import Faults
+from simulator.sessions import (
+    FAILED_LOGIN_WINDOW,
+    FAILED_LOGINS_MAX,
+    FailedLogins,
+    Sessions,
+)
 
 CLIENT_LEVEL = 16
 ADMIN_LEVEL = 29
@@ -25,7 +33,6 @@ ORDERED, ACTIVE, SUSPENDED, DELETED = 1, 2, 3, 4
 STATUS_NAMES = {ORDERED: "ordered", ACTIVE: "active", SUSPENDED: "suspended", DELETED: "deleted"}
 DAY, TRIAL, LIFETIME = -50, -100, 0
 TRIAL_LENGTH = timedelta(days=7)
-SESSION_IDLE = timedelta(hours=1)
 CENT = Decimal("0.01")
 
 
@@ -234,7 +241,9 @@ class Seller:
         self.services: dict[int, Service] = {}
         self.feeds: dict[str, list[Event]] = {}
         self.ledger: list[LedgerEntry] = []
-        self.sessions: dict[str, tuple[str, datetime]] = {}
+        self.wall_clock = time.monotonic  # sessions and login failures also age in wall time
+        self.sessions = Sessions()
+        self.failed_logins = FailedLogins()
         self.faults = Faults(self.random)
         self.calls: deque[dict] = deque(maxlen=100_000)
         self.slow_seconds = 2.0
@@ -311,12 +320,7 @@ class Seller:
                 service.suspended_for = "expired"
                 self._set_status(service, SUSPENDED, "suspend")
         self.now = when
-        self._expire_sessions()
-
-    def _expire_sessions(self) -> None:
-        for sid, (_, last) in list(self.sessions.items()):
-            if self.now - last > SESSION_IDLE:
-                del self.sessions[sid]
+        self.sessions.expire(self.now, self.wall_clock())
 
     # -- events and money --------------------------------------------------------------------
 
@@ -371,24 +375,35 @@ class Seller:
     # -- the client API ----------------------------------------------------------------------
 
     def authenticate(self, login: str, password: str) -> Account:
-        """The account with that login and password; SellerError `auth` otherwise."""
+        """The account with that login and password; SellerError `auth` otherwise.
+
+        The right password always gets in. After `FAILED_LOGINS_MAX` wrong ones for a login
+        within `FAILED_LOGIN_WINDOW`, the refusal says so (see `FailedLogins`).
+        """
         account = self.accounts.get(login)
-        if account is None or account.password != password:
-            raise SellerError("auth", "", "Invalid username or password")
-        return account
+        given, wall = str(password).encode(), self.wall_clock()
+        expected = account.password.encode() if account else b""
+        # compared in constant time even for an unknown login, so timing tells nothing either
+        if hmac.compare_digest(given, expected) and account is not None:
+            self.failed_logins.clear(login)
+            return account
+        if self.failed_logins.fail(login, self.now, wall) > FAILED_LOGINS_MAX:
+            raise SellerError(
+                "auth",
+                "",
+                f"Too many failed logins: wait {FAILED_LOGIN_WINDOW.seconds // 60} minutes "
+                "or send the right password",
+            )
+        raise SellerError("auth", "", "Invalid username or password")
 
     def open_session(self, account: Account) -> str:
-        sid = f"{self.random.getrandbits(128):032x}"
-        self.sessions[sid] = (account.login, self.now)
-        return sid
+        return self.sessions.open(account.login, self.now, self.wall_clock())
 
     def session_account(self, sid: str) -> Account:
         """The account of a live session, touching it; SellerError `auth` if unknown or idle."""
-        login, last = self.sessions.get(sid, (None, None))
-        if login is None or self.now - last > SESSION_IDLE:
-            self.sessions.pop(sid, None)
+        login = self.sessions.use(sid, self.now, self.wall_clock())
+        if login is None or login not in self.accounts:
             raise SellerError("auth", "", "The session has expired or does not exist")
-        self.sessions[sid] = (login, self.now)
         return self.accounts[login]
 
     def pricelist(self, type: str | None = None, tariff: int | None = None) -> list[Tariff]:

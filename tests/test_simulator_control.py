@@ -498,6 +498,7 @@ def test_account_view_shows_balance_level_rights_and_pending_events(client, sess
         "level": 16,
         "can_suspend": False,
         "pending_events": 1,
+        "failed_logins": 0,
     }
     assert sim(client, "GET", "accounts/root")["level"] == 29
 
