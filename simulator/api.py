@@ -370,8 +370,7 @@ def fn_edit(seller: Seller, account: Account, params: dict, type: str) -> ET.Ele
 def fn_lifecycle(action: str):
     def run(seller: Seller, account: Account, params: dict, type: str) -> ET.Element:
         services = [seller.service_of(account, elid, type) for elid in elids(params)]
-        for service in services:
-            getattr(seller, action)(account, service)
+        getattr(seller, action)(account, *services)  # all of them or none
         return ok_doc()
 
     return run
