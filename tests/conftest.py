@@ -1,4 +1,5 @@
 # simulator fixtures
+import contextlib
 import copy
 from datetime import datetime
 
@@ -40,8 +41,14 @@ def seller(world):
 
 
 @pytest.fixture
-def app(seller):
-    return create_app(seller)
+def state_dir(tmp_path):
+    """The folder the app keeps its named snapshots in (made on the first save)."""
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def app(seller, state_dir):
+    return create_app(seller, state_dir=state_dir)
 
 
 @pytest.fixture
@@ -53,3 +60,16 @@ def client(app):
 def session(app):
     with in_process_session(app) as session:
         yield session
+
+
+@pytest.fixture
+def unchanged(client):
+    """A check that what its block does leaves the whole seller state (`/_sim/state`) as it was."""
+
+    @contextlib.contextmanager
+    def check():
+        before = client.get("/_sim/state").json
+        yield
+        assert client.get("/_sim/state").json == before
+
+    return check

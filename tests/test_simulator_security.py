@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import random
+import socket
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from xml.etree import ElementTree as ET
 
-from simulator.app import seller_of
+import pytest
+import requests
+
+from simulator.app import create_app, seller_of
+from simulator.guard import TOKEN_COOKIE, token_for
 from simulator.sessions import (
     FAILED_LOGIN_WINDOW,
     FAILED_LOGINS_MAX,
@@ -213,3 +223,225 @@ def test_the_control_api_shows_an_accounts_failed_logins(client):
     fail_logins(client, 3)
 
     assert client.get("/_sim/accounts/reseller").json["failed_logins"] == 3
+
+
+# -- the control API's guard -----------------------------------------------------------------
+
+TOKEN = "t0ken-for-the-tests-only"
+
+
+@pytest.fixture
+def guarded(seller, state_dir):
+    """A client of an app whose control API needs `TOKEN`."""
+    return create_app(seller, token=TOKEN, state_dir=state_dir).test_client()
+
+
+def control_routes() -> list[tuple[str, str]]:
+    """Every control endpoint and method, plus a path and a method it does not know."""
+    known = [
+        (method, rule.rule.replace("<name>", "topup").replace("<int:service_id>", "1000"))
+        for rule in create_app().url_map.iter_rules()
+        if rule.rule.startswith("/_sim")
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"})
+    ]
+    return known + [("GET", "/_sim/nothing"), ("PUT", "/_sim/reset"), ("GET", "/_sim")]
+
+
+@pytest.mark.parametrize("method, path", control_routes())
+def test_every_control_request_without_the_token_is_refused_401_and_changes_nothing(
+    guarded, unchanged_guarded, method, path
+):
+    with unchanged_guarded():
+        reply = guarded.open(path, method=method, json={"world": {}, "name": "x"})
+
+    assert reply.status_code == 401
+    assert reply.json["error"]["type"] == "auth"
+    assert reply.json["error"]["msg"].startswith("token: missing")
+    assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.fixture
+def unchanged_guarded(guarded):
+    """`unchanged`, read through the guard with the token."""
+
+    @contextlib.contextmanager
+    def check():
+        read = {"Authorization": f"Bearer {TOKEN}"}
+        before = guarded.get("/_sim/state", headers=read).json
+        yield
+        assert guarded.get("/_sim/state", headers=read).json == before
+
+    return check
+
+
+@pytest.mark.parametrize(
+    "headers, cookie",
+    [
+        ({"Authorization": f"Bearer {TOKEN}"}, None),
+        ({"Authorization": f"bearer  {TOKEN} "}, None),
+        ({}, TOKEN),
+        ({"Authorization": "Basic x"}, TOKEN),
+    ],
+    ids=["bearer", "bearer-any-case", "cookie", "cookie-beside-other-credentials"],
+)
+def test_the_token_is_taken_as_a_bearer_credential_or_as_the_cookie(guarded, headers, cookie):
+    if cookie:
+        guarded.set_cookie(TOKEN_COOKIE, cookie)
+
+    reply = guarded.post("/_sim/clock", json={"advance": "5m"}, headers=headers)
+
+    assert reply.status_code == 200
+    assert reply.json["now"] == "2026-01-01 00:05:00"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Authorization": f"Bearer {TOKEN}x"},
+        {"Authorization": f"Bearer {TOKEN[:-1]}"},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": TOKEN},
+        {"Authorization": "Bearer "},
+        {"Authorization": "Bearer tökén"},
+        {"Cookie": f"{TOKEN_COOKIE}=wrong"},
+        {"Cookie": f"billmgrses5={TOKEN}"},
+    ],
+)
+def test_a_wrong_token_is_refused_401_without_a_crash(guarded, unchanged_guarded, headers):
+    if "Cookie" in headers:
+        name, _, value = headers.pop("Cookie").partition("=")
+        guarded.set_cookie(name, value)
+    with unchanged_guarded():
+        reply = guarded.post("/_sim/reset", json={}, headers=headers)
+
+    assert reply.status_code == 401
+    assert reply.json["error"]["object"] == "token"
+
+
+def test_the_billmanager_api_needs_no_control_token(guarded):
+    reply = guarded.post(URL, data={"func": "whoami", "authinfo": "reseller:s3cret"})
+
+    assert ET.fromstring(reply.data).find("user").get("name") == "reseller"
+
+
+def test_without_a_token_the_control_api_is_open_as_on_loopback(client):
+    assert client.post("/_sim/clock", json={"advance": "5m"}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "host, beyond",
+    [
+        ("127.0.0.1", False),
+        ("127.0.0.2", False),
+        ("::1", False),
+        ("[::1]", False),
+        ("localhost", False),
+        ("0.0.0.0", True),
+        ("::", True),
+        ("192.168.1.5", True),
+        ("myhost.example", True),
+    ],
+)
+def test_a_token_is_made_whenever_the_host_is_beyond_loopback(host, beyond):
+    token, made = token_for(host, None)
+
+    assert made is beyond and (token is not None) is beyond
+    if beyond:
+        assert len(token) >= 43 and token != token_for(host, None)[0]
+
+
+def test_a_given_token_is_required_on_loopback_too():
+    assert token_for("127.0.0.1", TOKEN) == (TOKEN, False)
+    assert token_for("0.0.0.0", TOKEN) == (TOKEN, False)
+
+
+@pytest.mark.parametrize("token", ["short", "with space in it!", "ünïcödé-but-long-enough", ""])
+def test_a_token_that_cannot_be_sent_as_a_header_or_cookie_is_refused(seller, token):
+    with pytest.raises(ValueError, match="a token is 16 to 512 characters"):
+        create_app(seller, token=token)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def serve(tmp_path, *args: str, env: dict | None = None):
+    """`run.py simulator` on a free port, with its first lines of output once it listens."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "run.py", "simulator", "--port", str(port), *args],
+        cwd=Path(__file__).resolve().parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, **(env or {})},
+    )
+    lines = [process.stdout.readline()]
+    assert "simulated BILLmanager" in lines[0], lines
+    return process, port, lines
+
+
+def stop(process) -> str:
+    process.terminate()
+    rest, _ = process.communicate(timeout=10)
+    return rest
+
+
+def test_run_py_listening_beyond_loopback_makes_and_prints_a_token_and_requires_it(tmp_path):
+    process, port, lines = serve(tmp_path, "--host", "0.0.0.0", "--state-dir", str(tmp_path))
+    try:
+        lines.append(process.stdout.readline())
+        token = lines[1].strip().removeprefix("control API token: ")
+        base = f"http://127.0.0.1:{port}"
+        assert lines[1].startswith("control API token: ") and len(token) >= 43
+        refused = requests.get(f"{base}/_sim/clock", timeout=5)
+        allowed = requests.get(
+            f"{base}/_sim/clock", headers={"Authorization": f"Bearer {token}"}, timeout=5
+        )
+        billing = requests.get(f"{base}/billmgr", params={"func": "pricelist.export"}, timeout=5)
+    finally:
+        stop(process)
+
+    assert refused.status_code == 401 and refused.json()["error"]["type"] == "auth"
+    assert allowed.status_code == 200
+    assert billing.status_code == 200
+
+
+def test_run_py_takes_the_token_from_the_environment_and_never_prints_it(tmp_path):
+    process, port, lines = serve(tmp_path, env={"SIMULATOR_TOKEN": TOKEN})
+    try:
+        lines.append(process.stdout.readline())
+        base = f"http://127.0.0.1:{port}"
+        refused = requests.get(f"{base}/_sim/clock", timeout=5)
+        allowed = requests.get(f"{base}/_sim/clock", cookies={TOKEN_COOKIE: TOKEN}, timeout=5)
+    finally:
+        output = "".join(lines) + stop(process)
+
+    assert (refused.status_code, allowed.status_code) == (401, 200)
+    assert "requires the token given" in output and TOKEN not in output
+
+
+def test_run_py_on_loopback_without_a_token_leaves_the_control_api_open(tmp_path):
+    process, port, lines = serve(tmp_path, env={"SIMULATOR_TOKEN": ""})
+    try:
+        reply = requests.get(f"http://127.0.0.1:{port}/_sim/clock", timeout=5)
+    finally:
+        output = "".join(lines) + stop(process)
+
+    assert reply.status_code == 200
+    assert "token" not in output
+
+
+def test_run_py_refuses_a_token_too_short_to_guard_anything(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "run.py", "simulator", "--token", "secret"],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("error: --token: a token is 16 to 512 characters")
