@@ -177,6 +177,22 @@ def broken(data: dict, where: str, value) -> dict:
         ("services.0.expires", 5, "services[0].expires: expected datetime or null"),
         ("services.0.ips", "203.0.113.1", "services[0].ips: expected a list"),
         ("services.0.addons", {"__pairs__": [[["x"], 1]]}, "services[0].addons"),
+        (
+            "services.0.addons",
+            {"__pairs__": [["ram", "lots"]]},
+            "services[0].addons.ram: expected integer",
+        ),
+        (
+            "services.0.addons",
+            {"__pairs__": [["backup", 1]]},
+            "services[0].addons.backup: expected boolean",
+        ),
+        ("services.0.period", 10**6, "services[0].period: expected a period code"),
+        (
+            "tariffs.0.addons.__pairs__.2.1.item_ids",
+            {"__pairs__": []},
+            "item_ids: no id for the item",
+        ),
         ("feeds.0.account", "stranger", "feeds[0].account: expected one of"),
         ("ledger.0.amount", "-10", "ledger[0].amount: expected Decimal"),
         ("faults", {"queued": [{"kind": "flood", "times": 1}], "used": {}}, "faults: kind"),
