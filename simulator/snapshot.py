@@ -25,8 +25,10 @@ from simulator.model import (
     Event,
     LedgerEntry,
     Seller,
+    SellerError,
     Service,
     Tariff,
+    period_end,
 )
 from simulator.world import ADDON_TYPES, SLOW_SECONDS_MAX, WorldError, valid_period
 
@@ -335,6 +337,11 @@ def from_dict(data) -> Seller:
         _member(service.status, STATUS_NAMES, f"{where}.status")
         _member(service.type, PRODUCT_TYPES, f"{where}.type")
         _period(service.period, f"{where}.period")
+        if service.setup_due is not None:  # the set-up will need the period's end
+            try:
+                period_end(service.setup_due, service.period)
+            except SellerError as error:
+                raise SnapshotError(f"{where}.setup_due", error.msg) from None
         _check_addon_values(service, seller.tariffs[service.tariff], where)
         seller.services[service.id] = service
         seller._schedule(service.setup_due, service, "setup")

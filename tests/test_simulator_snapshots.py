@@ -189,6 +189,11 @@ def broken(data: dict, where: str, value) -> dict:
         ),
         ("services.0.period", 10**6, "services[0].period: expected a period code"),
         (
+            "services.0.setup_due",
+            {"__datetime__": "9999-12-15T00:00:00"},
+            "services[0].setup_due: period 1 from 9999-12-15 would end after 9999-12-31",
+        ),
+        (
             "tariffs.0.addons.__pairs__.2.1.item_ids",
             {"__pairs__": []},
             "item_ids: no id for the item",
