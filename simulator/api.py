@@ -551,7 +551,8 @@ def billmgr() -> Response:
                 "status": status,
                 "result": reply.result,
                 "reply": body[:2000].decode("utf-8", "replace"),
-            }
+            },
+            hide=(reply.session,),  # a new session id, in the auth reply
         )
     if reply.fault == "slow" and not request.environ.get("simulator.in_process"):
         time.sleep(seller.slow_seconds)

@@ -11,13 +11,13 @@ import hmac
 import random
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from dateutil.relativedelta import relativedelta
 
+from simulator.calllog import CallLog
 from simulator.faults import Faults
 from simulator.sessions import (
     FAILED_LOGIN_WINDOW,
@@ -269,7 +269,7 @@ class Seller:
         self.sessions = Sessions()
         self.failed_logins = FailedLogins()
         self.faults = Faults(self.random)
-        self.calls: deque[dict] = deque(maxlen=100_000)
+        self.calls = CallLog()
         self.slow_seconds = 2.0
         self._next = {"service": 1000 + seed, "event": 1, "ledger": 1, "ip": 10, "item": 100}
         self._due: list[tuple[datetime, int, str]] = []
