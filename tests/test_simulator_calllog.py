@@ -158,3 +158,11 @@ def test_a_hundred_calls_of_a_megabyte_keep_the_log_within_a_few_hundred_kilobyt
 
 def test_the_default_budget_is_sixteen_megabytes():
     assert CallLog().budget == BUDGET == 16 * 2**20
+
+
+def test_the_log_keeps_only_the_start_of_a_reply_however_it_is_given():
+    log = CallLog()
+
+    kept = log.append(entry(1, reply="r" * 10 * REPLY_CHARS))
+
+    assert kept["reply"] == "r" * REPLY_CHARS
