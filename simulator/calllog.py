@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 
 # bytes as `footprint` estimates them: some 5,000 calls with long replies or 16,000 polls
 BUDGET = 16 * 2**20
@@ -26,6 +27,7 @@ ENTRY_OVERHEAD = 600
 PARAM_OVERHEAD = 150
 
 
+@lru_cache(maxsize=1024)  # the same few names come in every call
 def is_secret(name: str) -> bool:
     """Whether a parameter of this name holds a secret (a session id, a password, a key)."""
     name = name.lower()
@@ -34,7 +36,7 @@ def is_secret(name: str) -> bool:
 
 def cut(value, limit: int = VALUE_CHARS):
     """A string cut to `limit` characters, saying how long it was; other values as they are."""
-    if not isinstance(value, str) or len(value) <= limit:
+    if type(value) is not str or len(value) <= limit:
         return value
     return f"{value[:limit]}...[{len(value)} characters]"
 
@@ -42,8 +44,8 @@ def cut(value, limit: int = VALUE_CHARS):
 def masked(params: dict) -> dict:
     """The parameters as the log keeps them: secrets masked, long values cut, at most 40."""
     shown = {}
-    for number, (key, value) in enumerate(params.items()):
-        if number == PARAMS_KEPT:
+    for key, value in params.items():
+        if len(shown) == PARAMS_KEPT:
             shown["..."] = f"{len(params) - PARAMS_KEPT} more parameters not kept"
             break
         key = str(key)
