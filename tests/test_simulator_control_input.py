@@ -8,6 +8,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 ENDPOINTS = ["reset", "clock", "faults", "actions/topup", "snapshot", "restore"]
 
@@ -249,3 +251,50 @@ def test_an_unknown_action_is_refused_naming_it(client):
     msg = refused(client.post("/_sim/actions/reboot", json={}), 400, "action")
 
     assert "'reboot'" in msg and "topup" in msg
+
+
+# -- any body at all -------------------------------------------------------------------------
+
+ANY_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["5m", "1d", "2026-02-01T00:00:00Z", "down", "x/../y", "1e999999999"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+KEYS = {
+    "reset": ["world", "start", "seed"],
+    "clock": ["to", "advance"],
+    "faults": ["kind", "times", "func", "account"],
+    "snapshot": ["name"],
+    "restore": ["name"],
+}
+
+
+@settings(
+    max_examples=settings().max_examples * 8,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    path=st.sampled_from(sorted(KEYS)),
+    data=st.data(),
+)
+def test_any_json_body_gets_a_json_answer_below_500_and_a_refusal_changes_nothing(
+    client, path, data
+):
+    keys = st.sampled_from(KEYS[path]) | st.text(max_size=6)
+    body = data.draw(st.dictionaries(keys, ANY_JSON, max_size=3), label="body")
+    before = client.get("/_sim/state").json
+
+    reply = client.post(f"/_sim/{path}", json=body)
+
+    assert reply.status_code in (200, 400, 404, 409), (reply.status_code, reply.data[:300])
+    assert reply.is_json
+    if reply.status_code != 200:
+        assert client.get("/_sim/state").json == before
+        assert reply.json["error"]["msg"]
