@@ -86,7 +86,8 @@ def serve_simulator(args) -> int:
     try:
         token, made = guard.token_for(args.host, args.token or os.environ.get(guard.TOKEN_ENV))
     except ValueError as error:
-        print(f"error: --token: {error}", file=sys.stderr)
+        source = "--token" if args.token else f"${guard.TOKEN_ENV}"
+        print(f"error: {source}: {error}", file=sys.stderr)
         return 2
     try:
         if args.state and Path(args.state).exists():

@@ -69,7 +69,9 @@ def require_token():
     token = holder().token
     if token is None or not is_control_path(request.path):
         return None
-    given = guard.presented(request.headers.get("Authorization"), request.cookies.get("simtoken"))
+    given = guard.presented(
+        request.headers.get("Authorization"), request.cookies.get(guard.TOKEN_COOKIE)
+    )
     if guard.accepts(token, given):
         return None
     problem = "missing" if given is None else "wrong"
@@ -113,7 +115,7 @@ def refused(error: SellerError):
 def http_error(error: HTTPException):
     """A routing or protocol error under `/_sim` (unknown path, wrong method) as JSON."""
     reply, status = error_reply(
-        "control", "path", f"{request.method} {request.path}: {error.name}", error.code
+        "control", "path", f"{request.method} {shown(request.path)}: {error.name}", error.code
     )
     for header, value in error.get_headers():
         if header.lower() == "allow":

@@ -33,8 +33,8 @@ def listens_beyond_loopback(host: str) -> bool:
 
 
 def new_token() -> str:
-    """A fresh token: 256 random bits from `secrets`, URL-safe."""
-    return secrets.token_urlsafe(32)
+    """A fresh token: 256 random bits from `secrets`, in hex (safe to paste after `--token`)."""
+    return secrets.token_hex(32)
 
 
 def checked_token(token: str) -> str:
