@@ -24,10 +24,20 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="tool", required=True, metavar="COMMAND")
 
     sim = commands.add_parser("simulator", help="serve the simulated selling BILLmanager")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8080)
+    sim.add_argument("--host", default="127.0.0.1", help="beyond loopback, a token is required")
+    sim.add_argument("--port", type=int, default=8080, help="0 picks a free one")
     sim.add_argument("--world", help="a scenario file whose seller section to load")
     sim.add_argument("--state", help="a snapshot file: loaded if it exists, saved on exit")
+    sim.add_argument(
+        "--state-dir",
+        default="snapshots",
+        help="the folder of named snapshots (POST /_sim/snapshot {name}); default ./snapshots",
+    )
+    sim.add_argument(
+        "--token",
+        help="the control API's token (visible in ps: prefer $SIMULATOR_TOKEN); "
+        "made and printed when listening beyond loopback without one",
+    )
     sim.add_argument("--seed", type=int, default=0)
 
     reseller = commands.add_parser("reseller", help="the reseller engine (mgrctl -m billmgr)")
@@ -108,11 +118,17 @@ def serve_simulator(args) -> int:
     import waitress
 
     from scenarios.spec import ScenarioError
-    from simulator import snapshot
+    from simulator import guard, snapshot
     from simulator.app import create_app
     from simulator.model import Seller
     from simulator.world import WorldError, seller_from_world
 
+    try:
+        token, made = guard.token_for(args.host, args.token or os.environ.get(guard.TOKEN_ENV))
+    except ValueError as error:
+        source = "--token" if args.token else f"${guard.TOKEN_ENV}"
+        print(f"error: {source}: {error}", file=sys.stderr)
+        return 2
     try:
         if args.state and Path(args.state).exists():
             seller = snapshot.load(args.state)
@@ -124,18 +140,27 @@ def serve_simulator(args) -> int:
     except (ScenarioError, WorldError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    app = create_app(seller)
+    app = create_app(seller, token=token, state_dir=args.state_dir)
     try:
         server = waitress.create_server(app, host=args.host, port=args.port, threads=8)
     except OSError as error:
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, stop_on_signal)
+    port = getattr(server, "effective_port", args.port)  # several sockets have no one port
     print(
-        f"simulated BILLmanager at http://{args.host}:{args.port}/billmgr "
+        f"simulated BILLmanager at http://{args.host}:{port}/billmgr "
         "(control API at /_sim); Ctrl-C to stop",
         flush=True,
     )
+    if made:
+        print(
+            f"control API token: {token}\n  send 'Authorization: Bearer <token>' or the cookie "
+            f"{guard.TOKEN_COOKIE}=<token>; set ${guard.TOKEN_ENV} to choose your own",
+            flush=True,
+        )
+    elif token:
+        print("control API: requires the token given", flush=True)
     try:
         server.run()
     except KeyboardInterrupt:

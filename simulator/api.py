@@ -370,8 +370,7 @@ def fn_edit(seller: Seller, account: Account, params: dict, type: str) -> ET.Ele
 def fn_lifecycle(action: str):
     def run(seller: Seller, account: Account, params: dict, type: str) -> ET.Element:
         services = [seller.service_of(account, elid, type) for elid in elids(params)]
-        for service in services:
-            getattr(seller, action)(account, service)
+        getattr(seller, action)(account, *services)  # all of them or none
         return ok_doc()
 
     return run
@@ -552,7 +551,8 @@ def billmgr() -> Response:
                 "status": status,
                 "result": reply.result,
                 "reply": body[:2000].decode("utf-8", "replace"),
-            }
+            },
+            hide=(reply.session,),  # a new session id, in the auth reply
         )
     if reply.fault == "slow" and not request.environ.get("simulator.in_process"):
         time.sleep(seller.slow_seconds)
@@ -561,5 +561,5 @@ def billmgr() -> Response:
     if reply.fault:
         response.headers["X-Simulator-Fault"] = reply.fault
     if reply.session:
-        response.set_cookie(SESSION_COOKIE, reply.session)
+        response.set_cookie(SESSION_COOKIE, reply.session, httponly=True, samesite="Lax")
     return response

@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from pathlib import Path
+
+from flask import Flask, request
+from werkzeug.exceptions import HTTPException
 
 from simulator import api, control, dashboard
+from simulator.guard import checked_token
 from simulator.model import Seller
 
 
 class SimulatorState:
-    """Holds the current seller; a reset replaces it rather than mutating it."""
+    """Holds the current seller; a reset replaces it rather than mutating it.
 
-    def __init__(self, seller: Seller):
+    `token` guards the control API when set; `state_dir` is where named snapshots go (none
+    are taken without one).
+    """
+
+    def __init__(self, seller: Seller, token: str | None = None, state_dir: Path | None = None):
         self.seller = seller
+        self.token = token
+        self.state_dir = state_dir
 
 
-def create_app(seller: Seller | None = None, reseller_view=None, driver=None) -> Flask:
+def create_app(
+    seller: Seller | None = None,
+    token: str | None = None,
+    state_dir: str | Path | None = None,
+    reseller_view=None,
+    driver=None,
+) -> Flask:
     """The simulator app serving `seller` (an empty one if none is given), dashboard at `/`.
 
-    `reseller_view` and `driver` put another side beside it on the dashboard (`dashboard.attach`).
+    With `token`, every control call (`/_sim/...`) must present it; with `state_dir`, the
+    control API saves and restores snapshots by name there. `reseller_view` and `driver` put
+    another side beside the seller on the dashboard (`dashboard.attach`).
     """
     app = Flask(__name__)
-    app.extensions["simulator"] = SimulatorState(seller or Seller())
+    app.extensions["simulator"] = SimulatorState(
+        seller or Seller(),
+        checked_token(token) if token is not None else None,
+        Path(state_dir) if state_dir is not None else None,
+    )
     app.register_blueprint(api.bp)
     app.register_blueprint(control.bp)
     app.register_blueprint(dashboard.bp)
     dashboard.attach(app, reseller_view, driver)
+    app.register_error_handler(HTTPException, http_error)
     return app
+
+
+def http_error(error: HTTPException):
+    """A routing or protocol error: JSON under `/_sim`, Flask's own page elsewhere."""
+    if control.is_control_path(request.path):
+        return control.http_error(error)
+    return error
 
 
 def seller_of(app: Flask) -> Seller:

@@ -7,16 +7,24 @@ Not simulated: carts, projects, datacenters, discounts, taxes, refunds, tariff c
 from __future__ import annotations
 
 import heapq
+import hmac
 import random
 import threading
-from collections import deque
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from dateutil.relativedelta import relativedelta
 
+from simulator.calllog import CallLog
 from simulator.faults import Faults
+from simulator.sessions import (
+    FAILED_LOGIN_WINDOW,
+    FAILED_LOGINS_MAX,
+    FailedLogins,
+    Sessions,
+)
 
 CLIENT_LEVEL = 16
 ADMIN_LEVEL = 29
@@ -25,7 +33,6 @@ ORDERED, ACTIVE, SUSPENDED, DELETED = 1, 2, 3, 4
 STATUS_NAMES = {ORDERED: "ordered", ACTIVE: "active", SUSPENDED: "suspended", DELETED: "deleted"}
 DAY, TRIAL, LIFETIME = -50, -100, 0
 TRIAL_LENGTH = timedelta(days=7)
-SESSION_IDLE = timedelta(hours=1)
 CENT = Decimal("0.01")
 
 
@@ -46,19 +53,43 @@ def months_in(period: int) -> int:
 
 
 def period_end(start: datetime, period: int) -> datetime | None:
-    """When a service opened at `start` for `period` expires; lifetime never does."""
-    if period > 0:
-        return start + relativedelta(months=period)
-    if period == DAY:
-        return start + timedelta(days=1)
-    if period == TRIAL:
-        return start + TRIAL_LENGTH
+    """When a service opened at `start` for `period` expires; lifetime never does.
+
+    SellerError `value` (on `period`) when that is past the calendar's end, 9999-12-31.
+    """
+    try:
+        if period > 0:
+            return start + relativedelta(months=period)
+        if period == DAY:
+            return start + timedelta(days=1)
+        if period == TRIAL:
+            return start + TRIAL_LENGTH
+    except (OverflowError, ValueError):  # relativedelta says "year 10000 is out of range"
+        raise SellerError(
+            "value", "period", f"period {period} from {start:%Y-%m-%d} would end after 9999-12-31"
+        ) from None
     return None
 
 
+def later(start: datetime, delay: timedelta, what: str) -> datetime:
+    """`start` plus `delay`; SellerError `value` (on `what`) past the calendar's end."""
+    try:
+        return start + delay
+    except OverflowError:
+        raise SellerError("value", what, f"{delay} after {start} is past 9999-12-31") from None
+
+
+def distinct(services) -> list:
+    """`services` with repeats dropped, in the order first given (`elid=1000, 1000`)."""
+    return list({service.id: service for service in services}.values())
+
+
 def cents(amount: Decimal) -> Decimal:
-    """An amount rounded to the cent, as every debit is."""
-    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    """An amount rounded to the cent, as every debit is; SellerError `value` if too large."""
+    try:
+        return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+    except InvalidOperation:  # more digits than Decimal keeps: no price is that large
+        raise SellerError("value", "price", f"{amount:.3E} is too large to be a price") from None
 
 
 @dataclass
@@ -176,8 +207,8 @@ class Service:
     opened: datetime | None = None
     expires: datetime | None = None
     remoteid: str = ""
-    addons: dict = field(default_factory=dict)
-    params: dict = field(default_factory=dict)
+    addons: dict[str, int | bool | str | None] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
     ips: list[str] = field(default_factory=list)
     setup_due: datetime | None = None
     suspended_for: str = ""
@@ -234,9 +265,11 @@ class Seller:
         self.services: dict[int, Service] = {}
         self.feeds: dict[str, list[Event]] = {}
         self.ledger: list[LedgerEntry] = []
-        self.sessions: dict[str, tuple[str, datetime]] = {}
+        self.wall_clock = time.monotonic  # sessions and login failures also age in wall time
+        self.sessions = Sessions()
+        self.failed_logins = FailedLogins()
         self.faults = Faults(self.random)
-        self.calls: deque[dict] = deque(maxlen=100_000)
+        self.calls = CallLog()
         # The feed forgets an event once read; this log keeps it, for the dashboard's history.
         self.events_made: deque[Event] = deque(maxlen=100_000)
         self.slow_seconds = 2.0
@@ -313,12 +346,7 @@ class Seller:
                 service.suspended_for = "expired"
                 self._set_status(service, SUSPENDED, "suspend")
         self.now = when
-        self._expire_sessions()
-
-    def _expire_sessions(self) -> None:
-        for sid, (_, last) in list(self.sessions.items()):
-            if self.now - last > SESSION_IDLE:
-                del self.sessions[sid]
+        self.sessions.expire(self.now, self.wall_clock())
 
     # -- events and money --------------------------------------------------------------------
 
@@ -362,8 +390,9 @@ class Seller:
             self._schedule(service.expires, service, "expiry")
 
     def _set_up(self, service: Service) -> None:
+        expires = period_end(self.now, service.period)  # may refuse: before any change
         service.opened = self.now
-        service.expires = period_end(self.now, service.period)
+        service.expires = expires
         service.setup_due = None
         if service.type in ("vds", "dedic") and not service.ips:
             service.ips.append(self._new_ip())
@@ -377,24 +406,35 @@ class Seller:
     # -- the client API ----------------------------------------------------------------------
 
     def authenticate(self, login: str, password: str) -> Account:
-        """The account with that login and password; SellerError `auth` otherwise."""
+        """The account with that login and password; SellerError `auth` otherwise.
+
+        The right password always gets in. After `FAILED_LOGINS_MAX` wrong ones for a login
+        within `FAILED_LOGIN_WINDOW`, the refusal says so (see `FailedLogins`).
+        """
         account = self.accounts.get(login)
-        if account is None or account.password != password:
-            raise SellerError("auth", "", "Invalid username or password")
-        return account
+        given, wall = str(password).encode(), self.wall_clock()
+        expected = account.password.encode() if account else b""
+        # compared in constant time even for an unknown login, so timing tells nothing either
+        if hmac.compare_digest(given, expected) and account is not None:
+            self.failed_logins.clear(login)
+            return account
+        if self.failed_logins.fail(login, self.now, wall) > FAILED_LOGINS_MAX:
+            raise SellerError(
+                "auth",
+                "",
+                f"Too many failed logins: wait {FAILED_LOGIN_WINDOW.seconds // 60} minutes "
+                "or send the right password",
+            )
+        raise SellerError("auth", "", "Invalid username or password")
 
     def open_session(self, account: Account) -> str:
-        sid = f"{self.random.getrandbits(128):032x}"
-        self.sessions[sid] = (account.login, self.now)
-        return sid
+        return self.sessions.open(account.login, self.now, self.wall_clock())
 
     def session_account(self, sid: str) -> Account:
         """The account of a live session, touching it; SellerError `auth` if unknown or idle."""
-        login, last = self.sessions.get(sid, (None, None))
-        if login is None or self.now - last > SESSION_IDLE:
-            self.sessions.pop(sid, None)
+        login = self.sessions.use(sid, self.now, self.wall_clock())
+        if login is None or login not in self.accounts:
             raise SellerError("auth", "", "The session has expired or does not exist")
-        self.sessions[sid] = (login, self.now)
         return self.accounts[login]
 
     def pricelist(self, type: str | None = None, tariff: int | None = None) -> list[Tariff]:
@@ -439,6 +479,12 @@ class Seller:
         if recipe is not None and recipe not in tariff.recipes:
             raise SellerError("value", "recipe", f"no recipe '{recipe}' in tariff")
         price = tariff.price_for(period, values)
+        # everything that can refuse the order comes before the debit: the set-up's time and
+        # the expiry it will give must exist on the calendar
+        setup_due = (
+            later(self.now, tariff.setup_after, "pricelist") if tariff.setup == "after" else None
+        )
+        period_end(setup_due or self.now, period)
         service_id = self._next["service"]
         self._debit(account, price, reason, service_id)
         service = Service(
@@ -453,15 +499,12 @@ class Seller:
             ips=[ip] if ip and type in ("vds", "dedic") else [],
         )
         self.services[service.id] = service
-        self._start_setup(service, tariff)
-        return service
-
-    def _start_setup(self, service: Service, tariff: Tariff) -> None:
         if tariff.setup == "auto":
             self._set_up(service)
-        elif tariff.setup == "after":
-            service.setup_due = self.now + tariff.setup_after
-            self._schedule(service.setup_due, service, "setup")
+        elif setup_due is not None:
+            service.setup_due = setup_due
+            self._schedule(setup_due, service, "setup")
+        return service
 
     def services_of(
         self, account: Account, type: str | None = None, remoteid: str | None = None
@@ -526,8 +569,9 @@ class Seller:
             raise SellerError("value", "elid", f"service {service.id} cannot be prolonged")
         if period not in tariff.prices or period <= 0:
             raise SellerError("value", "period", f"tariff {tariff.id} has no period {period}")
+        expires = period_end(service.expires or self.now, period)
         self._debit(account, tariff.price_for(period, service.addons), "prolong", service.id)
-        service.expires = period_end(service.expires or self.now, period)
+        service.expires = expires
         self._emit(service, "expire", "expiredate", _iso(service.expires))
         if service.status == SUSPENDED and service.suspended_for == "expired":
             service.suspended_for = ""
@@ -536,27 +580,39 @@ class Seller:
             self._schedule(service.expires, service, "expiry")
         return service.expires
 
-    def suspend(self, account: Account, service: Service) -> None:
-        self._require_suspend_group(account)
-        if service.status != ACTIVE:
-            raise SellerError("value", "elid", f"service {service.id} is not active")
-        service.suspended_for = "client"
-        self._set_status(service, SUSPENDED, "suspend")
+    # Suspend, resume and delete take several services (`elid=1, 2`): all are checked before
+    # any changes, so one that cannot be leaves every one of them as it was.
 
-    def resume(self, account: Account, service: Service) -> None:
+    def suspend(self, account: Account, *services: Service) -> None:
         self._require_suspend_group(account)
-        if service.status != SUSPENDED:
-            raise SellerError("value", "elid", f"service {service.id} is not suspended")
-        if service.expires is not None and service.expires <= self.now:
-            raise SellerError("value", "elid", f"service {service.id} has expired; prolong it")
-        service.suspended_for = ""
-        self._set_status(service, ACTIVE, "resume")
+        services = distinct(services)
+        for service in services:
+            if service.status != ACTIVE:
+                raise SellerError("value", "elid", f"service {service.id} is not active")
+        for service in services:
+            service.suspended_for = "client"
+            self._set_status(service, SUSPENDED, "suspend")
 
-    def delete(self, account: Account, service: Service) -> None:
+    def resume(self, account: Account, *services: Service) -> None:
         self._require_suspend_group(account)
-        if service.status == DELETED:
-            raise SellerError("value", "elid", f"service {service.id} is already deleted")
-        self._set_status(service, DELETED, "close")
+        services = distinct(services)
+        for service in services:
+            if service.status != SUSPENDED:
+                raise SellerError("value", "elid", f"service {service.id} is not suspended")
+            if service.expires is not None and service.expires <= self.now:
+                raise SellerError("value", "elid", f"service {service.id} has expired; prolong it")
+        for service in services:
+            service.suspended_for = ""
+            self._set_status(service, ACTIVE, "resume")
+
+    def delete(self, account: Account, *services: Service) -> None:
+        self._require_suspend_group(account)
+        services = distinct(services)
+        for service in services:
+            if service.status == DELETED:
+                raise SellerError("value", "elid", f"service {service.id} is already deleted")
+        for service in services:
+            self._set_status(service, DELETED, "close")
 
     def _require_suspend_group(self, account: Account) -> None:
         if not account.can_suspend:
@@ -640,8 +696,10 @@ class Seller:
         service.addons[addon] = parsed
         self._emit(service, "addon", addon, spec.wire(parsed))
 
-    def set_param(self, service_id: int, name: str, value: str) -> None:
+    def set_param(self, service_id: int, name: str, value: str | int | float) -> None:
         service = self.service(service_id)
+        if not isinstance(value, str | int | float):  # JSON's lists, maps and null included
+            raise SellerError("value", "value", f"{value!r:.60} is not a parameter value")
         service.params[name] = str(value)
         self._emit(service, "param", name, str(value))
 

@@ -1,6 +1,8 @@
 """Fixtures, chained: the simulator's (`world -> seller -> app -> client/session`) and the
 engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`)."""
 
+# simulator fixtures
+import contextlib
 import copy
 import threading
 from datetime import datetime
@@ -52,8 +54,14 @@ def seller(world):
 
 
 @pytest.fixture
-def app(seller):
-    return create_app(seller)
+def state_dir(tmp_path):
+    """The folder the app keeps its named snapshots in (made on the first save)."""
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def app(seller, state_dir):
+    return create_app(seller, state_dir=state_dir)
 
 
 @pytest.fixture
@@ -199,3 +207,16 @@ def recorded_altered(serve, record_through, upstream_app, existing_vhost):
     """The same session recorded before an upstream whose replies were altered on purpose."""
     proxy = record_through(serve(client_session.Altered(upstream_app)))
     return client_session.play(proxy, existing_vhost)
+
+
+@pytest.fixture
+def unchanged(client):
+    """A check that what its block does leaves the whole seller state (`/_sim/state`) as it was."""
+
+    @contextlib.contextmanager
+    def check():
+        before = client.get("/_sim/state").json
+        yield
+        assert client.get("/_sim/state").json == before
+
+    return check

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from simulator.app import create_app, seller_of
-from simulator.model import SESSION_IDLE
+from simulator.sessions import SESSION_IDLE
 from simulator.world import seller_from_world
 from tests.end_to_end import OTHER_PASSWORD, PASSWORD, SELLER_WORLD, START
 
