@@ -143,7 +143,8 @@ class Engine:
         self.store.move_money(self.client(name).id, money, "topup", now)
 
     def item(self, item_id: int) -> Item:
-        item = self.store.item(item_id)
+        # no id is as large as SQLite's integers go, and asking for one would overflow
+        item = self.store.item(item_id) if 0 < int(item_id) < 2**63 else None
         if item is None:
             raise ResellerError("unknown", f"no service {item_id}")
         return item

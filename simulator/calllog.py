@@ -85,6 +85,10 @@ class CallLog:
     def __iter__(self) -> Iterator[dict]:
         return (entry for entry, _ in self._entries)
 
+    def __reversed__(self) -> Iterator[dict]:
+        """Newest first, as a log is read."""
+        return (entry for entry, _ in reversed(self._entries))
+
     def append(self, entry: dict, hide: Iterable[str | None] = ()) -> dict:
         """Log one call; every string in `hide` (a new session id) is masked in its reply."""
         reply = str(entry.get("reply", ""))[:REPLY_CHARS]

@@ -67,8 +67,8 @@ def beside() -> Beside:
 
 
 bp.register_error_handler(control.ControlError, control.bad_request)
-bp.register_error_handler(WorldError, control.bad_request)
-bp.register_error_handler(ValueError, control.bad_request)
+bp.register_error_handler(WorldError, control.bad_world)
+bp.register_error_handler(ValueError, control.bad_value)
 bp.register_error_handler(SellerError, control.refused)
 
 
@@ -106,9 +106,9 @@ def panels():
 @bp.post("/_sim/dashboard/clock")
 def advance():
     """Move the clock by `advance` (`5m`): both sides through the driver, else the seller's."""
-    duration = parse_duration(control.arg(control.body(), "advance"), "advance")
+    duration = parse_duration(control.arg(control.body({"advance"}), "advance"), "advance")
     if duration <= timedelta(0):
-        raise control.ControlError("advance: expected a duration above 0")
+        raise control.ControlError("advance", "expected a duration above 0")
     driver = beside().driver
     if driver is not None:
         driver.advance(duration)

@@ -406,7 +406,7 @@ def _time_range(seller: Seller, other: dict | None) -> tuple[datetime, datetime]
     """From the earliest record either side holds to now, at least half an hour wide."""
     firsts = [seller.now]
     if seller.calls:
-        firsts.append(datetime.fromisoformat(seller.calls[0]["at"]))
+        firsts.append(datetime.fromisoformat(next(iter(seller.calls))["at"]))
     if seller.ledger:
         firsts.append(seller.ledger[0].date)
     if seller.events_made:

@@ -329,7 +329,7 @@ def test_clock_button_with_a_driver_leaves_the_clock_to_it(seller):
 @pytest.mark.parametrize(
     "body, message",
     [
-        ({}, "missing 'advance'"),
+        ({}, "advance: missing"),
         ({"advance": "5x"}, "advance: expected a duration like 30s, 5m, 2h or 1d, got '5x'"),
         ({"advance": "0m"}, "advance: expected a duration above 0"),
     ],

@@ -36,10 +36,12 @@ function askToken(refused) {
 async function api(method, path, body) {
   let refused = document.cookie.split("; ").some((c) => c.startsWith("simtoken="));
   for (;;) {
+    // Every write is a JSON object (`{}` for none): the control API takes nothing else.
+    const sends = method !== "GET";
     const response = await fetch(path, {
       method,
-      headers: body ? { "Content-Type": "application/json" } : {},
-      body: body ? JSON.stringify(body) : undefined,
+      headers: sends ? { "Content-Type": "application/json" } : {},
+      body: sends ? JSON.stringify(body || {}) : undefined,
       credentials: "same-origin",
       cache: "no-store",
     });
