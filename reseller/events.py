@@ -26,6 +26,7 @@ from reseller.model import (
     StoredEvent,
     remoteid_of_ours,
     seller_period,
+    superseded,
 )
 from reseller.operations import complete
 
@@ -156,13 +157,15 @@ class Events(Job):
         change the service awaits, since none can happen any more."""
         reached = STATUS_AFTER[kind]
         completed = []
-        for operation in self.store.operations(item.id):
+        operations = self.store.operations(item.id)
+        for operation in operations:
             if not operation.awaiting_seller:
                 continue
             if (
                 kind == CLOSE
                 or operation.wants_status() == reached
                 or (operation.kind == OPEN and kind == OPEN)
+                or (operation.accepted and superseded(operation, operations))
             ):
                 complete(self.store, operation, now)
                 completed.append(operation.id)

@@ -25,6 +25,7 @@ from reseller.model import (
     day,
     identities,
     remoteid_of_ours,
+    superseded,
 )
 from reseller.operations import complete
 from reseller.store import stamp
@@ -106,7 +107,7 @@ class Reconciler(Job):
                 continue
             later = overwritten_by_later(operation, operations)
             shown = (
-                operation.shown_done_by(remote, plan, later)
+                operation.shown_done_by(remote, plan, later) or superseded(operation, operations)
                 if operation.accepted
                 else operation.shown_sent_by(remote, plan)
             )

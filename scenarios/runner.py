@@ -352,11 +352,15 @@ def run_crashing(h: Harness, step: Step, run) -> None:
     (and carries on a `wait` to its end). Never fails for the crash itself."""
     h.watch.arm(step.crash, any_call=step.action in READ_ONLY_STEPS)
     target = h.now + parse_duration(step.arg) if step.action == "wait" else None
+    known = {item.id for item in h.store.items()}
     try:
         run()
     except EngineDied:
         h.watch.disarm()
         h.restart_engine()
+        created = [item.id for item in h.store.items() if item.id not in known]
+        if step.name and created and step.action in ("order", "assign"):
+            h.services[step.name] = created[-1]  # what it had committed before it died
         if target is not None:
             h.advance(target)
         return

@@ -141,7 +141,7 @@ ACTIONS: dict[str, tuple] = {
     ),
     "seller.create_service": (
         {"account", "tariff"},
-        {"period", "ip", "name", "domain", "hostname", "licname", "remoteid"},
+        {"period", "ip", "name", "domain", "hostname", "licname", "username", "remoteid"},
     ),
     "seller.fault": ({"kind", "times"}, {"func", "account"}),
     "wait": "duration",
@@ -229,6 +229,16 @@ def sample_values(let: dict) -> dict:
         name: (spec["any"][0] if "any" in spec else spec["between"][0]) if generated(spec) else spec
         for name, spec in let.items()
     }
+
+
+def is_fragment(path: str | Path) -> bool:
+    """Whether a YAML file is a fragment for `include`, not a scenario: a mapping with neither
+    `name` nor `steps`. A file that cannot be read or parsed is not one (the run reports it)."""
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(document, dict) and not {"name", "steps"} & set(document)
 
 
 def load_document(path: str | Path) -> dict:

@@ -288,7 +288,7 @@ def _tariff(s: Seller, data: dict):
 
 
 def _create_service(s: Seller, d: dict) -> dict:
-    params = {k: text(d, k) for k in ("name", "domain", "hostname", "licname") if k in d}
+    params = {k: text(d, k) for k in SERVICE_PARAMS if k in d}
     created = s.create_service(
         name_of(d, "account"),
         _int(arg(d, "tariff"), "tariff"),
@@ -301,6 +301,8 @@ def _create_service(s: Seller, d: dict) -> dict:
 
 
 SERVICE = frozenset({"service"})
+# what a service bought on the seller directly may be given: a hosting account its username
+SERVICE_PARAMS = ("name", "domain", "hostname", "licname", "username")
 # each action: the keys its body may hold, and what it does with them
 ACTIONS: dict[str, tuple[frozenset, Callable[[Seller, dict], object]]] = {
     "activate": (SERVICE, lambda s, d: s.activate(_service(d))),
@@ -328,10 +330,7 @@ ACTIONS: dict[str, tuple[frozenset, Callable[[Seller, dict], object]]] = {
         lambda s, d: s.add_tariff(edited_tariff(_tariff(s, d), d, f"edit_tariff {d.get('id')}")),
     ),
     "create_service": (
-        frozenset(
-            {"account", "tariff", "period", "ip", "remoteid", "name", "domain", "hostname"}
-            | {"licname"}
-        ),
+        frozenset({"account", "tariff", "period", "ip", "remoteid", *SERVICE_PARAMS}),
         _create_service,
     ),
 }
