@@ -13,13 +13,14 @@ import waitress
 from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.store import Store
+from scenarios.harness import SocketServer
 from simulator.app import create_app
 from simulator.cassette import CassetteWriter
 from simulator.record import Recorder
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
 from tests import client_session
-from tests.helpers import RESELLER, SIM_WORLD, URL, Sim, SocketSimulator, connect
+from tests.helpers import RESELLER, SIM_WORLD, URL, Sim, connect
 from tests.helpers import START as ENGINE_START
 from tests.worlds import VDS_1
 
@@ -132,7 +133,7 @@ def tariff(engine, module, sim) -> str:
 @pytest.fixture
 def served(sim_app):
     """The simulator on a real socket; its base URL."""
-    server = SocketSimulator(sim_app)
+    server = SocketServer(sim_app)
     yield server.url
     server.close()
 

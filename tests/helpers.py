@@ -3,14 +3,12 @@ seller's world, the control API as calls, and small steps such as ordering a ser
 
 from __future__ import annotations
 
-import threading
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
 import requests
-import waitress
 
 from reseller.engine import Engine
 from reseller.errors import ResellerError
@@ -146,21 +144,6 @@ def refused(store: Store, error_type: str):
     assert caught.value.type == error_type, caught.value
     assert caught.value.message
     assert dump(store) == before
-
-
-class SocketSimulator:
-    """The simulator app served by waitress on a free local port, in a background thread."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(self.server.close)
-        self.thread.join(timeout=5)
 
 
 def plain_session() -> requests.Session:
