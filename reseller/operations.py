@@ -71,8 +71,7 @@ class Operations(Job):
                 )
         price = plan.price_for(int(period), values)
         account.pays(price, "the order")
-        params = {"ostempl": ostempl, "recipe": recipe, "domain": domain_name, "ip": ip}
-        params["licname"] = licname
+        params = dict(ostempl=ostempl, recipe=recipe, domain=domain_name, ip=ip, licname=licname)
         with self.store.atomic():
             item_id = self.store.add_item(
                 account=account.id,
