@@ -7,6 +7,7 @@ import pytest
 from simulator.app import create_app
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
+from tests.replies import PASSWORDS, URL, Node
 from tests.worlds import VDS_1
 
 START = datetime(2026, 1, 1)
@@ -53,3 +54,35 @@ def client(app):
 def session(app):
     with in_process_session(app) as session:
         yield session
+
+
+@pytest.fixture(params=["xml", "json"])
+def out(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def api(session, out):
+    """Call a function as `user` (by authinfo; None sends no credentials) and parse the reply."""
+
+    def call(func: str, user: str | None = "reseller", **params) -> Node:
+        if user is not None:
+            params.setdefault("authinfo", f"{user}:{PASSWORDS[user]}")
+        reply = session.post(URL, data={"func": func, "out": out, **params})
+        assert reply.status_code == 200
+        return Node.parse(reply.content, out)
+
+    return call
+
+
+@pytest.fixture
+def order(api):
+    """Order a VDS-1 (tariff 5) with skipbasket and return its id."""
+
+    def place(user: str = "reseller", **params) -> str:
+        params = {"pricelist": 5, "period": 1, "sok": "ok", "skipbasket": "on", **params}
+        doc = api("vds.order.param", user, **params)
+        assert not doc.has("error"), doc.error()
+        return doc["id"]
+
+    return place

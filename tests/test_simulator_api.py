@@ -2,121 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from contextlib import contextmanager
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
 import pytest
 
-URL = "http://simulator/billmgr"
-PASSWORDS = {"reseller": "s3cret", "other": "other-pw", "nosuspend": "pw", "poor": "pw"}
-PASSWORDS["root"] = "toor"
-
-
-class Node:
-    """One element of a reply, read the same way from its XML and from its JSON form."""
-
-    def __init__(self, raw, out: str):
-        self.raw = raw
-        self.out = out
-
-    @classmethod
-    def parse(cls, body: bytes, out: str) -> Node:
-        if out == "xml":
-            return cls(ET.fromstring(body), out)
-        return cls(json.loads(body)["doc"], out)
-
-    def text(self) -> str:
-        if self.out == "xml":
-            return self.raw.text or ""
-        return self.raw.get("$", "")
-
-    def attr(self, name: str) -> str | None:
-        return self.raw.get(name) if self.out == "xml" else self.raw.get(f"${name}")
-
-    def all(self, tag: str) -> list[Node]:
-        if self.out == "xml":
-            return [Node(child, self.out) for child in self.raw.findall(tag)]
-        value = self.raw.get(tag)
-        if value is None:
-            return []
-        return [Node(v, self.out) for v in (value if isinstance(value, list) else [value])]
-
-    def one(self, tag: str) -> Node:
-        nodes = self.all(tag)
-        assert len(nodes) == 1, f"expected one <{tag}>, got {len(nodes)}"
-        return nodes[0]
-
-    def __getitem__(self, tag: str) -> str:
-        return self.one(tag).text()
-
-    def has(self, tag: str) -> bool:
-        return bool(self.all(tag))
-
-    def slist(self, name: str) -> list[str]:
-        (found,) = [s for s in self.all("slist") if s.attr("name") == name]
-        return [v.attr("key") for v in found.all("val")]
-
-    def error(self) -> tuple[str, str, dict[str, str]]:
-        """The error's type and object, and its params by name."""
-        error = self.one("error")
-        params = {p.attr("name"): p.text() for p in error.all("param")}
-        assert error["msg"]
-        return error.attr("type"), error.attr("object"), params
-
-
-@pytest.fixture(params=["xml", "json"])
-def out(request) -> str:
-    return request.param
-
-
-@pytest.fixture
-def api(session, out):
-    """Call a function as `user` (by authinfo; None sends no credentials) and parse the reply."""
-
-    def call(func: str, user: str | None = "reseller", **params) -> Node:
-        if user is not None:
-            params.setdefault("authinfo", f"{user}:{PASSWORDS[user]}")
-        reply = session.post(URL, data={"func": func, "out": out, **params})
-        assert reply.status_code == 200
-        return Node.parse(reply.content, out)
-
-    return call
-
-
-@pytest.fixture
-def order(api):
-    """Order a VDS-1 (tariff 5) with skipbasket and return its id."""
-
-    def place(user: str = "reseller", **params) -> str:
-        params = {"pricelist": 5, "period": 1, "sok": "ok", "skipbasket": "on", **params}
-        doc = api("vds.order.param", user, **params)
-        assert not doc.has("error"), doc.error()
-        return doc["id"]
-
-    return place
-
-
-def balance(client, login: str = "reseller") -> Decimal:
-    return Decimal(client.get(f"/_sim/accounts/{login}").json["balance"])
-
-
-def seller_service(client, service_id) -> dict:
-    return client.get(f"/_sim/services/{service_id}").json
-
-
-def pending_events(client, login: str = "reseller") -> int:
-    return client.get(f"/_sim/accounts/{login}").json["pending_events"]
-
-
-@contextmanager
-def nothing_changes(client):
-    """The whole seller state (balances, services, feeds, ledger, clock) is the same after."""
-    before = client.get("/_sim/state").json
-    yield
-    assert client.get("/_sim/state").json == before
-
+from tests.replies import (
+    PASSWORDS,
+    URL,
+    balance,
+    nothing_changes,
+    pending_events,
+    seller_service,
+)
 
 # -- authentication --------------------------------------------------------------------------
 
