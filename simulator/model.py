@@ -441,6 +441,8 @@ class Seller:
         service.setup_due = None
         if service.type in SERVER_TYPES and not service.ips:
             service.ips.append(self._new_ip())
+        if service.type in SERVER_TYPES:
+            service.password = service.password or secrets.token_urlsafe(9)
         if service.type in ("vhost", "dnshost"):
             service.params.setdefault("username", f"user{service.id}")
             service.password = service.password or secrets.token_urlsafe(9)

@@ -170,3 +170,11 @@ def test_the_wizard_lists_only_tariffs_of_its_type(api, func):
 
     (listed,) = form.all("list")
     assert [r.all("pricelist") and r["pricelist"] or r["id"] for r in listed.all("elem")] == ["8"]
+
+
+def test_a_tariffs_description_from_the_world_is_exported(api, client):
+    client.post("/_sim/actions/edit_tariff", json={"id": 5, "description": "2 GB, NVMe"})
+
+    assert api("pricelist.export", None, pricelist=5).one("pricelist")["description"] == (
+        "2 GB, NVMe"
+    )

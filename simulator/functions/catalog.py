@@ -249,7 +249,8 @@ def order_form(call: Call, tariff_id: int | None, period: int | None):
         slist("period", [(p, period_label(p)) for p in sorted(tariff.prices)]),
         slist("datacenter", [(tariff.datacenter, datacenter_name(tariff))]),
         slist(
-            "ostempl",
+            # BILLmanager 6 names the select of an instance's OS `instances_os` [T: Zomro]
+            "instances_os" if call.type == "instances" else "ostempl",
             [(o, o, {"valuegroup": os_family(o)}) for o in tariff.ostempl],
         ),
         slist(

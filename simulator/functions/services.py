@@ -234,25 +234,32 @@ def change_pricelist(call: Call):
     return action(*fields(id=service.id, amount=charge))
 
 
+PANEL_URL = "https://panel.simulator.invalid/"  # the control panel the welcome letter names
+
+
 @declare("service.instruction.html", params=(ELID,))
 def instruction(call: Call):
-    """How to reach a service, as the seller's welcome letter tells it (`doc.body`)."""
+    """How to reach a service, as the seller's welcome letter tells it (`doc.body`): what it
+    is, then how to log in (URL, username, password) in the last list."""
     service = service_of(call)
     tariff = call.seller.tariffs[service.tariff]
-    lines = [("Service", f"{service.name} ({tariff.name})")]
-    lines += [("IP address", ip) for ip in service.ips]
+    about = [("Service", f"{service.name} ({tariff.name})")]
+    about += [("IP address", ip) for ip in service.ips]
     if service.params.get("ostempl"):
-        lines.append(("Operating system", service.params["ostempl"]))
+        about.append(("Operating system", service.params["ostempl"]))
     if service.type == "soft":
-        lines.append(("Licence key", service.lickey))
+        about.append(("Licence key", service.lickey))
     login = service.params.get("username") or ("root" if service.type in SERVER_TYPES else "")
+    access = [("URL", PANEL_URL), ("Username", login), ("Password", service.password)]
+    body = f"<p>Service #{service.id} is ready.</p>{_items(about)}"
     if login:
-        lines.append(("Username", login))
-    if service.password:
-        lines.append(("Password", service.password))
-    items = "".join(f"<li>{html.escape(k)}: <b>{html.escape(str(v))}</b></li>" for k, v in lines)
-    body = f"<p>Service #{service.id} is ready.</p><ul>{items}</ul>"
+        body += _items(access)
     return data(el("body", body))
+
+
+def _items(lines) -> str:
+    items = "".join(f"<li>{html.escape(k)}: <b>{html.escape(str(v))}</b></li>" for k, v in lines)
+    return f"<ul>{items}</ul>"
 
 
 @declare("ticket")
