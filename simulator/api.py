@@ -161,25 +161,26 @@ def byte_pairs(raw: bytes) -> list[tuple[bytes, bytes]]:
     return pairs
 
 
-def decoded_pairs(raw: bytes, where: str) -> list[tuple[str, str]]:
-    """`a=1&b=2` as text pairs; a name or value that is not UTF-8 is refused, naming it."""
-    pairs = []
+def decoded_pairs(raw: bytes, where: str) -> tuple[list[tuple[str, str]], SellerError | None]:
+    """`a=1&b=2` as text pairs, and the refusal of the first name or value that is not UTF-8
+    (the pairs that are go on, so the reply is still in the format the request asks for)."""
+    pairs, problem = [], None
     for name, value in byte_pairs(raw):
         try:
             text_name = name.decode("utf-8")
         except UnicodeDecodeError:
             shown = name.decode("utf-8", "replace")
-            raise BadRequest(
-                SellerError("value", shown, f"a parameter name in the {where} is not UTF-8")
-            ) from None
+            problem = problem or SellerError(
+                "value", shown, f"a parameter name in the {where} is not UTF-8"
+            )
+            continue
         try:
-            text_value = value.decode("utf-8")
+            pairs.append((text_name, value.decode("utf-8")))
         except UnicodeDecodeError:
-            raise BadRequest(
-                SellerError("value", text_name, f"'{text_name}' in the {where} is not UTF-8")
-            ) from None
-        pairs.append((text_name, text_value))
-    return pairs
+            problem = problem or SellerError(
+                "value", text_name, f"'{text_name}' in the {where} is not UTF-8"
+            )
+    return pairs, problem
 
 
 def json_pairs(raw: bytes) -> list[tuple[str, str]]:
@@ -244,8 +245,11 @@ def request_params() -> tuple[dict, SellerError | None]:
     """
     params: dict = {}
     try:
-        for name, value in decoded_pairs(request.query_string, "query"):
+        pairs, problem = decoded_pairs(request.query_string, "query")
+        for name, value in pairs:
             params.setdefault(name, value)
+        if problem is not None:
+            return params, problem
         environ = request.environ
         if environ.get("REQUEST_METHOD") != "POST":
             return params, None
@@ -261,12 +265,14 @@ def request_params() -> tuple[dict, SellerError | None]:
             if mimetype == "application/json" or body.lstrip()[:1] == b"{":
                 pairs = json_pairs(body)
             else:
-                pairs = decoded_pairs(body, "body")
+                pairs, problem = decoded_pairs(body, "body")
         unpaired_surrogates(pairs)
         for name, value in pairs:
             params.setdefault(name, value)
-    except BadRequest as problem:
-        return params, problem.error
+        if problem is not None:
+            return params, problem
+    except BadRequest as refused:
+        return params, refused.error
     except Exception:  # werkzeug refusing a body it cannot parse, say: the request is bad
         log.warning("unreadable request body", exc_info=True)
         return params, SellerError("value", "body", "the request body cannot be read")
@@ -342,7 +348,8 @@ def billmgr() -> Response:
 
 
 def under_api(path: str) -> bool:
-    return any(path == p or path.startswith(p + "/") for p in API_PATHS)
+    """Whether a path is the API's: `/billmgr` and anything that begins with it."""
+    return path.startswith(API_PATHS)
 
 
 @bp.app_errorhandler(404)
@@ -351,10 +358,7 @@ def not_the_api(error):
     """A wrong path or method under `/billmgr` gets a `doc.error`; elsewhere Flask's reply."""
     if not under_api(request.path):
         return error
-    try:
-        params = dict(decoded_pairs(request.query_string, "query"))
-    except BadRequest:
-        params = {}
+    params = dict(decoded_pairs(request.query_string, "query")[0])
     if error.code == 405:
         problem = SellerError(
             "value", "method", f"the API takes GET and POST, not {request.method[:20]}"

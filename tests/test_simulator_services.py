@@ -327,3 +327,10 @@ def test_prolongation_gives_the_new_expiry_in_a_nested_doc_after_ok(api, order):
 
     assert doc.has("ok")
     assert doc.one("doc")["newexpiredate"] == "2026-03-01"
+
+
+@pytest.mark.parametrize("func", ["whoami", "vds", "order", "pricelist.export"])
+def test_a_function_that_only_shows_says_ok_too_when_sent_sok(api, func):
+    doc = api(func, sok="ok")
+
+    assert doc.has("ok") and not doc.has("error")
