@@ -22,8 +22,11 @@ DIRECT = ("licname", "ip")  # parameters the licence form shows as fields of the
     changes=WITH_SOK,
 )
 def soft_edit(call: Call):
-    """A licence's form (`lickey` once it is set up); with `sok`, `clicked_button=newkey`
-    issues a new key, otherwise `licname`, `ip`, `remoteid` and add-ons are saved."""
+    """A licence's form (`lickey` once set up); with `sok` a new key or its fields saved.
+
+    `clicked_button=newkey` issues a new key; otherwise `licname`, `ip`, `remoteid` and
+    add-ons are saved.
+    """
     seller = call.seller
     service = service_of(call)
     if not call.sok:

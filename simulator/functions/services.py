@@ -107,8 +107,10 @@ def service_form(seller: Seller, service: Service):
     changes=WITH_SOK,
 )
 def service_edit(call: Call):
-    """A service's form; with `sok` it changes add-ons (charging the difference), reinstalls
-    the server when `ostempl` names another template, and sets `autoprolong`."""
+    """A service's form; with `sok` it changes add-ons, reinstalls, sets `autoprolong`.
+
+    Add-ons are charged the difference; a new `ostempl` reinstalls the server.
+    """
     seller = call.seller
     service = service_of(call)
     if not call.sok:
@@ -220,8 +222,7 @@ declare("service.hardreboot", params=(ELID,))(reboot)
     changes=WITH_SOK,
 )
 def change_pricelist(call: Call):
-    """The tariffs a service may move to; with `sok` it moves, charged as `Seller.change_tariff`
-    says."""
+    """The tariffs a service may move to; with `sok` it moves (see `Seller.change_tariff`)."""
     seller = call.seller
     service = service_of(call)
     if not call.sok:
@@ -239,8 +240,10 @@ PANEL_URL = "https://panel.simulator.invalid/"  # the control panel the welcome 
 
 @declare("service.instruction.html", params=(ELID,))
 def instruction(call: Call):
-    """How to reach a service, as the seller's welcome letter tells it (`doc.body`): what it
-    is, then how to log in (URL, username, password) in the last list."""
+    """How to reach a service, as the welcome letter tells it (`doc.body`, HTML).
+
+    The last list is how to log in: URL, username, password.
+    """
     service = service_of(call)
     tariff = call.seller.tariffs[service.tariff]
     about = [("Service", f"{service.name} ({tariff.name})")]
