@@ -252,10 +252,9 @@ class OrderQuote:
 
 
 @dataclass
-class CartLine:
-    """An order waiting in a cart: checked when added and again when the cart is paid."""
+class OrderRequest:
+    """What an order asks for, as the API sends it; `Seller.quote` checks and prices it."""
 
-    id: int
     type: str
     tariff: int
     period: int
@@ -263,6 +262,14 @@ class CartLine:
     params: dict = field(default_factory=dict)
     remoteid: str = ""
     autoprolong: int = 0
+
+
+@dataclass
+class CartLine:
+    """An order waiting in a cart: checked when added and again when the cart is paid."""
+
+    id: int
+    order: OrderRequest
 
 
 @dataclass
@@ -495,30 +502,21 @@ class Seller:
             if (type is None or t.type == type) and (tariff is None or t.id == tariff)
         ]
 
-    def quote(
-        self,
-        type: str,
-        tariff_id: int,
-        period: int,
-        *,
-        addons: dict[int, str] | None = None,
-        remoteid: str = "",
-        params: dict | None = None,
-        autoprolong: int = 0,
-    ) -> OrderQuote:
-        """Check an order of a `type` service on a tariff and price it; SellerError if bad."""
+    def quote(self, request: OrderRequest) -> OrderQuote:
+        """Check an order and price it; SellerError naming what is wrong if it is bad."""
+        type, tariff_id, period = request.type, request.tariff, request.period
         tariff = self.tariffs.get(tariff_id)
         if tariff is None or tariff.type != type:
             raise SellerError("value", "pricelist", f"no {type} tariff {tariff_id}")
         if period not in tariff.prices:
             raise SellerError("value", "period", f"tariff {tariff_id} has no period {period}")
         values = {name: addon.default() for name, addon in tariff.addons.items()}
-        for addon_id, raw in (addons or {}).items():
+        for addon_id, raw in request.addons.items():
             addon = tariff.addon_by_id(addon_id)
             if addon is None:
                 raise SellerError("value", f"addon_{addon_id}", f"no add-on {addon_id} in tariff")
             values[addon.intname] = addon.parse(raw)
-        params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
+        params = {k: v for k, v in request.params.items() if v not in (None, "")}
         ostempl = params.get("ostempl")
         if ostempl is not None and ostempl not in tariff.ostempl:
             raise SellerError("value", "ostempl", f"no OS template '{ostempl}' in tariff")
@@ -527,12 +525,11 @@ class Seller:
         recipe = params.get("recipe")
         if recipe is not None and recipe not in tariff.recipes:
             raise SellerError("value", "recipe", f"no recipe '{recipe}' in tariff")
-        if autoprolong and autoprolong not in tariff.prices:
-            raise SellerError(
-                "value", "autoprolong", f"tariff {tariff_id} has no period {autoprolong}"
-            )
+        renew = request.autoprolong
+        if renew and renew not in tariff.prices:
+            raise SellerError("value", "autoprolong", f"tariff {tariff_id} has no period {renew}")
         price = tariff.price_for(period, values)
-        return OrderQuote(tariff, period, values, params, remoteid, autoprolong, price)
+        return OrderQuote(tariff, period, values, params, request.remoteid, renew, price)
 
     def order(
         self,
@@ -549,18 +546,18 @@ class Seller:
         autoprolong: int = 0,
     ) -> Service:
         """Order and pay a service at once (`skipbasket=on`); set it up as the tariff says."""
-        quote = self.quote(
-            type,
-            tariff_id,
-            period,
-            addons=addons,
-            remoteid=remoteid,
-            params=params,
-            autoprolong=autoprolong,
+        request = OrderRequest(
+            type, tariff_id, period, dict(addons or {}), dict(params or {}), remoteid, autoprolong
         )
-        return self._place(account, quote, ip=ip, reason=reason)
+        return self.place(account, request, ip=ip, reason=reason)
 
-    def _place(
+    def place(
+        self, account: Account, request: OrderRequest, ip: str | None = None, reason: str = "order"
+    ) -> Service:
+        """Check an order, pay it from the balance and create its service."""
+        return self._create(account, self.quote(request), ip=ip, reason=reason)
+
+    def _create(
         self, account: Account, quote: OrderQuote, ip: str | None = None, reason: str = "order"
     ) -> Service:
         """Pay a checked order from the balance and create its service."""
@@ -585,61 +582,19 @@ class Seller:
 
     # -- the cart (orders without `skipbasket`) ----------------------------------------------
 
-    def add_to_cart(
-        self,
-        account: Account,
-        type: str,
-        tariff_id: int,
-        period: int,
-        *,
-        addons: dict[int, str] | None = None,
-        remoteid: str = "",
-        params: dict | None = None,
-        autoprolong: int = 0,
-    ) -> tuple[Cart, CartLine]:
+    def add_to_cart(self, account: Account, request: OrderRequest) -> tuple[Cart, CartLine]:
         """Put an order in the account's open cart, checked as an order is; nothing is paid."""
-        self.quote(
-            type,
-            tariff_id,
-            period,
-            addons=addons,
-            remoteid=remoteid,
-            params=params,
-            autoprolong=autoprolong,
-        )
+        self.quote(request)
         cart = self.carts.get(account.login)
         if cart is None:
             cart = self.carts[account.login] = Cart(self._new_id("cart"), account.login)
-        line = CartLine(
-            self._new_id("cart"),
-            type,
-            tariff_id,
-            period,
-            dict(addons or {}),
-            {k: v for k, v in (params or {}).items() if v not in (None, "")},
-            remoteid,
-            autoprolong,
-        )
+        line = CartLine(self._new_id("cart"), request)
         cart.lines.append(line)
         return cart, line
 
     def cart_quotes(self, cart: Cart) -> list[tuple[CartLine, OrderQuote]]:
         """Each line of a cart checked and priced as it would be paid now."""
-        return [
-            (
-                line,
-                self.quote(
-                    line.type,
-                    line.tariff,
-                    line.period,
-                    addons=line.addons,
-                    remoteid=line.remoteid,
-                    params=line.params,
-                    autoprolong=line.autoprolong,
-                ),
-            )
-            for line in cart.lines
-        ]
+        return [(line, self.quote(line.order)) for line in cart.lines]
 
     def _cart_holding(self, account: Account, cart_or_line: int) -> Cart:
         cart = self.carts.get(account.login)
@@ -672,7 +627,7 @@ class Seller:
                 {"amount": str(total), "have": str(account.balance), "currency": self.currency},
             )
         del self.carts[account.login]
-        return [self._place(account, quote) for _, quote in quotes]
+        return [self._create(account, quote) for _, quote in quotes]
 
     def _start_setup(self, service: Service, tariff: Tariff) -> None:
         if tariff.setup == "auto":

@@ -13,7 +13,7 @@ from simulator.formats import action, el, fields, form, named_list
 from simulator.functions.catalog import chosen_datacenter, order_form
 from simulator.functions.common import autoprolong_period, money, period_label
 from simulator.functions.table import WITH_SOK, Call, Param, declare, whole_number
-from simulator.model import PRODUCT_TYPES, Cart, SellerError
+from simulator.model import PRODUCT_TYPES, Cart, OrderRequest, SellerError
 
 ORDER_EXTRAS = ("ostempl", "recipe", "domain", "hostname", "ip", "licname")
 ORDER_PARAMS = (
@@ -48,16 +48,19 @@ def place_order(call: Call, period: int, skipbasket: bool):
     datacenter = chosen_datacenter(call)
     if tariff is not None and datacenter is not None and datacenter != tariff.datacenter:
         raise SellerError("value", "datacenter", f"tariff {tariff_id} is not sold in {datacenter}")
-    order = {
-        "addons": call.addons(),
-        "remoteid": call["remoteid"] or "",
-        "params": order_params(call),
-        "autoprolong": autoprolong_period(call, call["autoprolong"], period),
-    }
+    order = OrderRequest(
+        call.type,
+        tariff_id,
+        period,
+        call.addons(),
+        order_params(call),
+        call["remoteid"] or "",
+        autoprolong_period(call, call["autoprolong"], period),
+    )
     if skipbasket:
-        service = seller.order(call.account, call.type, tariff_id, period, **order)
+        service = seller.place(call.account, order)
         return action(*fields(id=service.id, item=service.id))
-    cart, line = seller.add_to_cart(call.account, call.type, tariff_id, period, **order)
+    cart, line = seller.add_to_cart(call.account, order)
     return action(el("lineitem.id", line.id), *fields(basket=cart.id))
 
 
@@ -107,12 +110,12 @@ def cart_form(call: Call, cart: Cart | None):
                 fields(
                     id=line.id,
                     name=quote.tariff.name,
-                    itemtype=line.type,
+                    itemtype=line.order.type,
                     pricelist=quote.tariff.name,
-                    pricelist_id=line.tariff,
-                    period=period_label(line.period),
+                    pricelist_id=line.order.tariff,
+                    period=period_label(line.order.period),
                     cost=money(quote.price),
-                    remoteid=line.remoteid,
+                    remoteid=line.order.remoteid,
                 )
             )
     return form(named_list("openlist", elems))

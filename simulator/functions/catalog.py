@@ -16,7 +16,15 @@ from simulator.functions.common import (
     tariff_named,
 )
 from simulator.functions.table import PUBLIC, Call, Param, declare, whole_number
-from simulator.model import DATACENTERS, PRODUCT_TYPES, Addon, Seller, SellerError, Tariff
+from simulator.model import (
+    DATACENTERS,
+    PRODUCT_TYPES,
+    Addon,
+    OrderRequest,
+    Seller,
+    SellerError,
+    Tariff,
+)
 
 ADDON_TYPE_CODES = {"boolean": 1, "integer": 2, "enumeration": 3}
 # BILLmanager numbers product types per install; these are one install's [T: datahata's
@@ -231,7 +239,7 @@ def order_form(call: Call, tariff_id: int | None, period: int | None):
     tariff = tariff_named(seller, tariff_id, call.type)
     period = period if period in tariff.prices else first_period(tariff)
     try:
-        quote = seller.quote(call.type, tariff.id, period, addons=call.addons())
+        quote = seller.quote(OrderRequest(call.type, tariff.id, period, call.addons()))
         addons = quote.addons
     except SellerError:
         quote, addons = None, {n: a.default() for n, a in tariff.addons.items()}
