@@ -262,6 +262,7 @@ class OrderRequest:
     params: dict = field(default_factory=dict)
     remoteid: str = ""
     autoprolong: int = 0
+    datacenter: int | None = None
 
 
 @dataclass
@@ -510,6 +511,10 @@ class Seller:
             raise SellerError("value", "pricelist", f"no {type} tariff {tariff_id}")
         if period not in tariff.prices:
             raise SellerError("value", "period", f"tariff {tariff_id} has no period {period}")
+        if request.datacenter is not None and request.datacenter != tariff.datacenter:
+            raise SellerError(
+                "value", "datacenter", f"tariff {tariff_id} is not sold in {request.datacenter}"
+            )
         values = {name: addon.default() for name, addon in tariff.addons.items()}
         for addon_id, raw in request.addons.items():
             addon = tariff.addon_by_id(addon_id)

@@ -43,19 +43,16 @@ def order_params(call: Call) -> dict:
 
 def place_order(call: Call, period: int, skipbasket: bool):
     """Order at once, or put the order in the cart; the reply says which."""
-    seller, tariff_id = call.seller, call["pricelist"]
-    tariff = seller.tariffs.get(tariff_id)
-    datacenter = chosen_datacenter(call)
-    if tariff is not None and datacenter is not None and datacenter != tariff.datacenter:
-        raise SellerError("value", "datacenter", f"tariff {tariff_id} is not sold in {datacenter}")
+    seller = call.seller
     order = OrderRequest(
         call.type,
-        tariff_id,
+        call["pricelist"],
         period,
         call.addons(),
         order_params(call),
         call["remoteid"] or "",
         autoprolong_period(call, call["autoprolong"], period),
+        chosen_datacenter(call),
     )
     if skipbasket:
         service = seller.place(call.account, order)
