@@ -162,8 +162,10 @@ def byte_pairs(raw: bytes) -> list[tuple[bytes, bytes]]:
 
 
 def decoded_pairs(raw: bytes, where: str) -> tuple[list[tuple[str, str]], SellerError | None]:
-    """`a=1&b=2` as text pairs, and the refusal of the first name or value that is not UTF-8
-    (the pairs that are go on, so the reply is still in the format the request asks for)."""
+    """`a=1&b=2` as text pairs, and a refusal of the first name or value that is not UTF-8.
+
+    The pairs that are UTF-8 are kept, so the refusal is in the format the request asks for.
+    """
     pairs, problem = [], None
     for name, value in byte_pairs(raw):
         try:
@@ -206,6 +208,7 @@ def json_pairs(raw: bytes) -> list[tuple[str, str]]:
 
 
 def unpaired_surrogates(pairs: list[tuple[str, str]]) -> None:
+    """BadRequest for a name or value with a lone surrogate (a JSON `\\ud800`): not UTF-8."""
     for name, value in pairs:
         for text in (name, value):
             try:
@@ -217,8 +220,10 @@ def unpaired_surrogates(pairs: list[tuple[str, str]]) -> None:
 
 
 def read_body(environ: dict) -> bytes:
-    """The request body, read straight from the WSGI input (werkzeug's stream costs more than
-    most calls' own work); a body over BODY_LIMIT is refused."""
+    """The request body; BadRequest if it is over BODY_LIMIT.
+
+    Read straight from the WSGI input: werkzeug's stream costs more than most calls' own work.
+    """
     stream = environ.get("wsgi.input")
     length = environ.get("CONTENT_LENGTH")
     if length:
@@ -240,8 +245,10 @@ def too_large() -> SellerError:
 
 
 def request_params() -> tuple[dict, SellerError | None]:
-    """The query's parameters, then the body's (a form, a JSON object, or a bare form with no
-    content type); the first value of a name wins. With them, what is wrong with the request.
+    """The request's parameters, and what is wrong with the request, if anything.
+
+    The query's come first, then the body's: a form, a JSON object, or a form sent with no
+    content type. The first value of a name wins.
     """
     params: dict = {}
     try:
