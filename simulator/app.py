@@ -53,9 +53,12 @@ def create_app(
 
 
 def http_error(error: HTTPException):
-    """A routing or protocol error: JSON under `/_sim`, Flask's own page elsewhere."""
+    """A routing or protocol error: JSON under `/_sim`, a `doc.error` for a wrong path or
+    method under `/billmgr`, Flask's own page elsewhere."""
     if control.is_control_path(request.path):
         return control.http_error(error)
+    if error.code in (404, 405) and api.under_api(request.path):
+        return api.not_the_api(error)
     return error
 
 

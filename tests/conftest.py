@@ -22,6 +22,8 @@ from simulator.world import seller_from_world
 from tests import client_session
 from tests.helpers import RESELLER, SIM_WORLD, URL, Sim, connect
 from tests.helpers import START as ENGINE_START
+from tests.replies import PASSWORDS, Node
+from tests.replies import URL as API_URL
 from tests.worlds import VDS_1
 
 START = datetime(2026, 1, 1)
@@ -221,3 +223,35 @@ def unchanged(client):
         assert client.get("/_sim/state").json == before
 
     return check
+
+
+@pytest.fixture(params=["xml", "json"])
+def out(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def api(session, out):
+    """Call a function as `user` (by authinfo; None sends no credentials) and parse the reply."""
+
+    def call(func: str, user: str | None = "reseller", **params) -> Node:
+        if user is not None:
+            params.setdefault("authinfo", f"{user}:{PASSWORDS[user]}")
+        reply = session.post(API_URL, data={"func": func, "out": out, **params})
+        assert reply.status_code == 200
+        return Node.parse(reply.content, out)
+
+    return call
+
+
+@pytest.fixture
+def order(api):
+    """Order a VDS-1 (tariff 5) with skipbasket and return its id."""
+
+    def place(user: str = "reseller", **params) -> str:
+        params = {"pricelist": 5, "period": 1, "sok": "ok", "skipbasket": "on", **params}
+        doc = api("vds.order.param", user, **params)
+        assert not doc.has("error"), doc.error()
+        return doc["id"]
+
+    return place
