@@ -389,6 +389,29 @@ def test_a_resume_that_local_state_already_looks_done_for_is_sent_and_done_only_
     assert store.operation(resume).state == "done"
 
 
+@pytest.mark.parametrize("resume_event", ["applied", "lost too"])
+def test_reconcile_completes_a_suspension_whose_event_was_lost_though_a_resume_followed_it(
+    engine, tariff, sim, store, resume_event
+):
+    """The seller resumes only a suspended service: its accepting the resume is its word that
+    the suspension happened, though the service shows active again."""
+    item, suspension = suspended_with_its_event_lost(engine, sim)
+    resume = engine.change_status(item, "resume", sim.now)
+    if resume_event == "lost too":
+        sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+
+    report = engine.reconcile("seller", sim.now)
+
+    # by the resume's event, or else by reconcile, which then says so
+    assert [store.operation(op).state for op in (suspension, resume)] == ["done", "done"], report
+    if resume_event == "lost too":
+        assert f"service {item}: operation {suspension} (suspend) done" in report
+    assert store.item(item).status == 2
+    assert sim.service(remote_of(engine, item))["status"] == "active"
+    assert engine.reconcile("seller", sim.now) == []
+
+
 # -- 5. nothing of ours is given to anyone else -------------------------------------------------
 
 
