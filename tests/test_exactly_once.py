@@ -22,6 +22,7 @@ from reseller.model import Operation
 from reseller.store import Store
 from simulator.app import seller_of
 from simulator.transport import in_process_session
+from tests.end_to_end import Crash, crash_at
 from tests.helpers import PASSWORD, URL, active, order, refused, remote_of
 
 LEASE = timedelta(minutes=3)
@@ -52,18 +53,6 @@ class SellerFailingAfterWork:
             "<msg>Internal error: the request could not be completed</msg></error></doc>"
         )
         return Response(failed, mimetype="text/xml")(environ, start_response)
-
-
-class Died(BaseException):
-    """The engine's process dies here: nothing after this point runs or is committed."""
-
-
-def dies_at(point: str):
-    def hook(name: str) -> None:
-        if name == point:
-            raise Died(name)
-
-    return hook
 
 
 class Gate:
@@ -268,8 +257,8 @@ def test_an_order_whose_engine_died_mid_attempt_is_looked_up_once_its_lease_ends
     engine, tariff, sim, store, another_engine
 ):
     cli = another_engine()
-    cli.crash_point = dies_at("after_seller_accepted")
-    with pytest.raises(Died):
+    crash_at(cli, "after_seller_accepted")
+    with pytest.raises(Crash):
         cli.order("alice", tariff, 1, sim.now, ostempl="debian-12")
     cli.store.close()
     (operation,) = store.operations()
@@ -317,7 +306,7 @@ def test_a_claim_taken_over_after_its_lease_is_looked_up_and_the_late_reply_chan
 
 @pytest.mark.parametrize(
     "failure",
-    [Died("after the feed answered"), SellerUnavailable("no reply from the seller within 10s")],
+    [Crash("after the feed answered"), SellerUnavailable("no reply from the seller within 10s")],
     ids=["engine killed", "timed out"],
 )
 def test_a_poll_cut_off_between_the_sellers_reply_and_its_commit_is_reconciled_by_the_next(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import functools
 from datetime import date, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 from hypothesis import settings
@@ -34,28 +33,15 @@ from reseller.model import (
     SUSPENDED,
     TRANSITIONS,
     UNKNOWN,
-    AddonSpec,
     LifecycleError,
     Operation,
     Tariff,
 )
+from tests.test_model import RAM, TARIFF
 
 NOW = datetime(2026, 1, 1, 12)
 MINUTE = timedelta(minutes=1)
 LEASE = timedelta(minutes=3)
-RAM = AddonSpec("ram", "integer", 11, True, included=1024, max=8192, price=Decimal("0.0022"))
-BACKUP = AddonSpec("backup", "boolean", 12, True, price=Decimal("2.20"))
-PANEL = AddonSpec(
-    "panel",
-    "enumeration",
-    13,
-    True,
-    items={"none": Decimal(0), "ispmanager": Decimal("5.50")},
-    item_ids={"none": 1301, "ispmanager": 1302},
-)
-TARIFF = Tariff(
-    1, "5-vds-1", "VDS-1", "vds", 1, 5, "EUR", addons={"ram": RAM, "backup": BACKUP, "panel": PANEL}
-)
 
 # -- which test exercises which transition of `model.TRANSITIONS` ----------------------------
 
