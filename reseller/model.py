@@ -654,7 +654,10 @@ TRANSITIONS = {
     "claim": ("running, due, no live owner", "running, owned by this attempt"),
     "send": ("running, owned", "running/unknown: then the call goes out"),
     "reply unknown": ("running, owned", "running/unknown, retry with backoff"),
-    "look up": ("running/unknown, owned", "accepted, or send in the same attempt"),
+    "look up": (
+        "running/unknown, owned",
+        "done if shown (an order not set up: accepted), else send",
+    ),
     "accepted": ("running, owned", "manual/accepted"),
     "refused": ("running, owned", "failed/nothing"),
     "confirmed by event": ("running|manual, unknown|accepted", "done/accepted"),

@@ -237,12 +237,12 @@ class Operations(Job):
         seller = self.engine.seller(module)
         if operation.must_look_up:
             try:
-                found = self._look_up(seller, operation, item)
+                shown = self._look_up(seller, operation, item, now)
             except (SellerError, SellerUnavailable) as error:
                 # a look-up refused or unanswered settles nothing
                 return self._record(operation.reply_unknown(_why(error), now), item, now)
-            if found:
-                return self._record(operation.accept(now), item, now)
+            if shown is not None:
+                return self._record(shown, item, now)
         try:
             operation = self._mark_sent(seller, operation, item, now)
         except Settled:
@@ -297,8 +297,10 @@ class Operations(Job):
                 return self.store.operation(operation.id).state
             if remote_id is not None:
                 self._link(item, remote_id)
-            if operation.state == MANUAL and operation.accepted:
+            if operation.accepted:  # the seller took it: its task opens (and closes if done)
                 self.store.add_task(operation.id, operation.kind, now)
+            if operation.state == DONE:
+                self.store.close_tasks(operation.id, now)
         return operation.state
 
     def _link(self, item: Item, remote_id: int) -> None:
@@ -309,23 +311,33 @@ class Operations(Job):
             )
         self.store.update_item(item.id, remote_id=remote_id)
 
-    def _look_up(self, seller, operation: Operation, item: Item) -> bool:
-        """Whether the seller already shows this operation's work (linking a found order)."""
+    def _look_up(self, seller, operation: Operation, item: Item, now: datetime) -> Operation | None:
+        """The operation settled by what the seller shows, or None if it shows nothing of it.
+
+        A look-up reads the seller's service as a reconcile does, so the work shown done is
+        the seller's word (`done`): no event may ever come for it (a resume of a service
+        already active). An order found but not yet set up is only accepted.
+        """
         plan = self.store.tariff_by_id(item.pricelist)
-        if operation.kind == OPEN:
-            if item.remote_id is not None:
-                return True
+        if operation.kind == OPEN and item.remote_id is None:
             found = [
                 s
                 for s in seller.services(item.itemtype, remoteid=str(item.id))
                 if s.remoteid == str(item.id)
             ]
-            if found:
-                with self.store.atomic():
-                    self._link(item, found[0].id)
-            return bool(found)
-        service = seller.service(item.itemtype, item.remote_id)
-        return operation.shown_sent_by(service, plan)
+            if not found:
+                return None
+            with self.store.atomic():
+                self._link(item, found[0].id)
+            service = found[0]
+        else:
+            service = seller.service(item.itemtype, item.remote_id)
+        if operation.kind == OPEN:  # it exists: ordered; set up or not is for its status to say
+            done = operation.shown_done_by(service, plan)
+            return operation.confirm(now) if done else operation.accept(now)
+        if not operation.shown_sent_by(service, plan):
+            return None
+        return operation.confirm(now)
 
     def _mark_sent(self, seller, operation: Operation, item: Item, now: datetime) -> Operation:
         """`send`: the operation marked sent (with what a later look-up needs), committed

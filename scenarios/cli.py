@@ -211,7 +211,9 @@ def run_all(files, console: Console, examples, seed, http, failures_dir):
         for path in files:
             result = one(path)
             verdict = "passed" if result.passed else "FAILED"
-            console.print(f"{verdict:6} {result.path} ({result.seconds:.2f}s)", markup=False)
+            console.print(
+                f"{verdict:6} {result.path} ({result.seconds:.2f}s)", markup=False, soft_wrap=True
+            )
             yield result
         return
     columns = (
