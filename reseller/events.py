@@ -65,16 +65,22 @@ class Events(Job):
         if mark is None:
             report.busy = True
             return report
-        if mark == "reconcile":
-            report.reconciled = self.engine.reconciler.reconcile_module(module, now)
+        # Found open, the last poll may have lost events: the module's services are read first
+        # and repaired with this poll's events, in one transaction after every read, so a
+        # seller lost half-way changes nothing.
+        reading = self.engine.reconciler.read(module) if mark == "reconcile" else None
+        if reading is not None:
             self.store.renew_poll(module.id, self.owner, now, POLL_LEASE)
         try:
             events = self.engine.seller(module).events()
         except SellerError as error:
-            if error.type in REFUSALS:  # refused before reading: nothing was handed over
+            if error.type in REFUSALS and reading is None:  # refused before reading anything
                 self.store.close_poll(module.id, [], now)
             raise
-        report.fetched = self.store.close_poll(module.id, events, now)
+        with self.store.atomic():
+            if reading is not None:
+                report.reconciled = self.engine.reconciler.repair(reading, now)
+            report.fetched = self.store.close_poll(module.id, events, now)
         self.crash_point("events_saved")
         self.apply_events(module, now, report)
         return report

@@ -72,8 +72,9 @@ class Sim:
         self.now = datetime.fromisoformat(self.post("/clock", {"to": when.isoformat()})["now"])
         return self.now
 
-    def fault(self, kind: str, times: int = 1) -> None:
-        self.post("/faults", {"kind": kind, "times": times})
+    def fault(self, kind: str, times: int = 1, **aim) -> None:
+        """Queue a fault, aimed with `func=` and `account=` if given."""
+        self.post("/faults", {"kind": kind, "times": times, **aim})
 
     def clear_faults(self) -> None:
         reply = self.api.delete("/_sim/faults")
