@@ -320,9 +320,11 @@ class Output:
     def error(self, type: str, message: str) -> None:
         print(f"error: {type}: {message}", file=self.stderr, flush=True)
 
-    def rows(self, noun: str, columns: dict[str, Callable], records: list, as_json) -> None:
-        """`records` as a table (`columns` maps a heading to a cell) and their count on a
-        terminal; piped, `as_json(record)` one a line."""
+    def rows(
+        self, noun: str, columns: dict[str, Callable], records: list, as_json, of: str = ""
+    ) -> None:
+        """`records` as a table (`columns` maps a heading to a cell) and their count (`2
+        services` and `of`) on a terminal; piped, `as_json(record)` one a line."""
         if not self.terminal:
             for record in records:
                 print(json.dumps(as_json(record), default=str), file=self.stdout)
@@ -335,7 +337,7 @@ class Output:
             for record in records:
                 table.add_row(*(cell(record) for cell in columns.values()))
             self.console.print(table)
-        self.console.print(counted(len(records), noun))
+        self.console.print(escape(counted(len(records), noun) + of))
 
 
 def counted(n: int, noun: str) -> str:
@@ -473,7 +475,7 @@ def set_module(engine, args, now, out):
 def import_services(engine, args, now, out):
     rows = engine.import_services(args.module, args.type, args.mask, now())
     columns = {
-        "seller id": lambda r: str(r["remote_id"]),
+        "remote": lambda r: str(r["remote_id"]),
         "name": lambda r: escape(r["name"]),
         "type": lambda r: r["itemtype"],
         "seller tariff": lambda r: str(r["remote_pricelist"]),
@@ -481,7 +483,7 @@ def import_services(engine, args, now, out):
         "expires": lambda r: r["expiredate"] or "",
         "IPs": lambda r: escape(r["ips"].replace(",", ", ")),
     }
-    out.rows(f"{args.type} service of module {args.module}", columns, rows, lambda r: r)
+    out.rows(f"{args.type} service", columns, rows, lambda r: r, f" of module {args.module}")
     if out.terminal and rows:
         out.say("give one to a client with: assign REMOTE CLIENT")
 
@@ -530,8 +532,8 @@ def services(engine, args, now, out):
         "expires": lambda i: i.expiredate or "",
         "autoprolong": lambda i: "on" if i.autoprolong else "off",
         "module": lambda i: escape(module_name(engine, i.processingmodule)),
-        "seller id": lambda i: "" if i.remote_id is None else str(i.remote_id),
-        "last operation": latest,
+        "remote": lambda i: "" if i.remote_id is None else str(i.remote_id),
+        "operation": latest,
     }
     out.rows("service", columns, store.items(), lambda i: {k: getattr(i, k) for k in SERVICE_KEYS})
 

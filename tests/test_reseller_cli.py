@@ -306,9 +306,11 @@ def test_a_new_database_file_is_readable_and_writable_by_its_owner_only(cli, pas
     }
 
 
-def test_the_daemons_jobs_poll_every_module_and_retry(ready):
+def test_the_daemons_jobs_poll_every_module_and_retry(ready, sim):
     """Each line the jobs report starts with the time it was acted at (issue 9)."""
     ready.ok("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12")
+    sim.fault("down")
+    ready("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12")
     store, lines = Store(str(ready.db)), []
     with plain_session() as http:
         engine = Engine(store, lambda url, login, pw: SellerClient(url, login, pw, http))
@@ -317,7 +319,12 @@ def test_the_daemons_jobs_poll_every_module_and_retry(ready):
     store.close()
 
     assert sorted(job.interval for job in jobs.jobs) == [60, 300]
-    assert "2026-01-01 00:05:00 checkevent seller: 1 fetched, 1 applied, 0 kept unmatched" in lines
+    assert lines == [
+        "2026-01-01 00:05:00 checkevent seller: 1 fetched, 1 applied, 0 kept unmatched",
+        "2026-01-01 00:05:00 checkevent seller: service 1: open (seller event 1): active",
+        "2026-01-01 00:05:00 checkevent seller: operation 1 (open of service 1): done",
+        "2026-01-01 00:05:00 retried operation 2 (open of service 2): manual",
+    ]
 
 
 # -- what scripts read, and what people see at a terminal -----------------------------------
@@ -517,25 +524,25 @@ def test_set_addons_changes_a_services_addons_at_the_seller_and_charges_the_incr
 def test_import_services_lists_what_can_be_assigned_and_assign_gives_it_to_a_client(
     set_up, sim, screen
 ):
-    sim.act("create_service", account="reseller", tariff=8, domain="old.example")
-    sim.act("create_service", account="reseller", tariff=8, domain="new.example")
+    for domain in ("old.example", "older.example", "new.example"):
+        sim.act("create_service", account="reseller", tariff=8, domain=domain)
 
     set_up.ok("import-services", "seller", "vhost", "--mask", "old*")
     listed = screen.shown()
     set_up.ok("assign", "1001", "alice")
     assigned = screen.shown()
-    set_up.ok("import-services", "seller", "vhost")
+    set_up.ok("import-services", "seller", "vhost", "--mask", "new*")
     left = screen.shown()
 
-    assert "1001" in listed and "old.example" in listed and "new.example" not in listed
+    assert "old.example" in listed and "older.example" in listed and "new." not in listed
     assert listed.splitlines()[-2:] == [
-        "1 vhost service of module seller",
+        "2 vhost services of module seller",
         "give one to a client with: assign REMOTE CLIENT",
     ]
     assert assigned == (
         "seller service 1001 assigned to alice as service 2 (8-web-1, active, expires 2026-02-01)\n"
     )
-    assert "1001" not in left and "1002" in left
+    assert "1003" in left and left.splitlines()[-2] == "1 vhost service of module seller"
 
 
 def test_import_services_piped_prints_one_listed_service_a_line(set_up, sim):

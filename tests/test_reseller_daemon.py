@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -231,3 +232,17 @@ def test_an_unreachable_seller_or_clock_is_one_line_a_tick_and_the_daemon_goes_o
         r"Connection refused; next try in 0.1s$"
     )
     assert running.lines[-1].endswith(" (wall) daemon stopped")
+
+
+def test_a_second_signal_stops_the_daemon_at_once_while_a_seller_call_hangs(ready, sim, daemon):
+    sim.fault("slow")  # the first poll's call waits 2 s for its reply
+    running = daemon(ready.db, "--clock", ready.url)
+    running.wait_for("daemon started")
+    started = time.monotonic()
+    running.process.send_signal(signal.SIGTERM)
+    time.sleep(0.2)
+    code, errors = running.stop(signal.SIGINT)
+
+    assert (code, errors) == (0, [])
+    assert time.monotonic() - started < 1.5
+    assert running.lines[-1].endswith(" daemon stopped at once")
