@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import partial
 
 from rich.console import Console
@@ -220,6 +220,8 @@ def clock_for(args, session) -> tuple[jobs.Clock, str]:
             fixed = datetime.fromisoformat(args.now)
         except ValueError:
             raise BadArgument(f"--now: {args.now!r} is not an ISO date-time") from None
+        if fixed.tzinfo is not None:  # the engine keeps UTC without a zone
+            fixed = fixed.astimezone(UTC).replace(tzinfo=None)
         return (lambda: fixed), f"the fixed time {stamp(fixed)} (--now)"
     if args.clock:
         clock = jobs.SimulatorClock(args.clock, args.token, session)

@@ -1,5 +1,6 @@
-"""Fixtures, chained: the simulator's (`world -> seller -> app -> client/session`) and the
-engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`)."""
+"""Fixtures, chained: the simulator's (`world -> seller -> app -> client/session`), the
+engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`) and the
+reseller command line's (`sim_app -> served -> cli -> ready`)."""
 
 # simulator fixtures
 import contextlib

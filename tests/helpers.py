@@ -1,9 +1,11 @@
 """What the engine's tests share besides fixtures (those are in `tests/conftest.py`): the
-seller's world, the control API as calls, and small steps such as ordering a service."""
+seller's world, the control API as calls, small steps such as ordering a service, and the
+reseller's command line run in-process, at a terminal or piped."""
 
 from __future__ import annotations
 
 import io
+import re
 import sys
 from contextlib import contextmanager
 from datetime import datetime
@@ -159,6 +161,21 @@ def plain_session() -> requests.Session:
 # -- the reseller's command line --------------------------------------------------------------
 
 NOW = "2026-01-01T00:00:00"
+STYLES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Screen(io.StringIO):
+    """A terminal, as far as the command can tell: a stream that says it is a TTY."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def shown(self) -> str:
+        """What was printed since the last look, without colours and styles."""
+        text = STYLES.sub("", self.getvalue())
+        self.seek(0)
+        self.truncate()
+        return text
 
 
 class Cli:
@@ -167,7 +184,7 @@ class Cli:
     def __init__(self, db: Path, url: str, capsys):
         self.db, self.url, self.capsys = db, url, capsys
         self.printed: list[str] = []
-        self.screen: io.StringIO | None = None  # stdout instead of the captured one
+        self.screen: Screen | None = None  # stdout instead of the captured one
 
     def __call__(self, *args: str, now: str | None = NOW, clock: str | None = None):
         """Run a command (at `now`, or at the simulator's `clock` when `now` is None); its

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import pty
-import re
 import socket
 import stat
 import struct
@@ -28,7 +27,7 @@ from reseller.store import Store
 from scenarios.harness import SocketServer
 from simulator.app import create_app
 from simulator.world import seller_from_world
-from tests.helpers import NOW, PASSWORD, Cli, connect_args, plain_session
+from tests.helpers import NOW, PASSWORD, STYLES, Cli, Screen, connect_args, plain_session
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTED = "module seller connected (id 1)\n"
@@ -330,20 +329,6 @@ def test_the_daemons_jobs_poll_every_module_and_retry(ready, sim):
 # -- what scripts read, and what people see at a terminal -----------------------------------
 
 
-class Screen(io.StringIO):
-    """A terminal, as far as the command can tell: a stream that says it is a TTY."""
-
-    def isatty(self) -> bool:
-        return True
-
-    def shown(self) -> str:
-        """What was printed since the last look, without colours and styles."""
-        text = re.sub(r"\x1b\[[0-9;]*m", "", self.getvalue())
-        self.seek(0)
-        self.truncate()
-        return text
-
-
 @pytest.fixture
 def screen(cli, monkeypatch) -> Screen:
     """The commands' stdout is a terminal 200 columns wide."""
@@ -429,7 +414,7 @@ def test_a_real_terminal_gets_the_table_and_a_pipe_the_json(set_up, tmp_path):
     os.close(leader)
 
     assert json.loads(piped.stdout)["status"] == 2
-    text = re.sub(r"\x1b\[[0-9;]*m", "", screen.decode())
+    text = STYLES.sub("", screen.decode())
     assert "active" in text and "1 service" in text and "{" not in text
 
 
@@ -603,6 +588,13 @@ def far_from_utc(monkeypatch):
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+def test_a_now_with_a_zone_is_the_same_moment_in_utc(ready):
+    ready.ok("topup", "alice", "5", now="2026-01-01T03:00:00+03:00")
+    ready.ok("topup", "alice", "5", now="2026-01-01T00:00:00Z")
+
+    assert expense_dates(ready) == ["2026-01-01 00:00:00"] * 2
 
 
 def test_without_now_or_clock_a_command_acts_at_the_wall_clock_in_utc(ready, far_from_utc):

@@ -4,7 +4,6 @@ simulator served from the README's own world file, and the daemon logs what it s
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import shlex
@@ -17,6 +16,7 @@ from pathlib import Path
 import requests
 
 import run
+from tests.helpers import STYLES, Screen
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -48,15 +48,6 @@ def sessions(block: str) -> list[tuple[str, list[str]]]:
     return shown
 
 
-class Screen(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def no_styles(text: str) -> str:
-    return re.sub(r"\x1b\[[0-9;]*m", "", text)
-
-
 def reseller(prefix: list[str], command: str, url: str, capsys) -> list[str]:
     """`reseller ARGS [| cat] [; echo "exit $?"]` in-process: what a terminal shows."""
     echo = command.endswith('; echo "exit $?"')
@@ -70,7 +61,7 @@ def reseller(prefix: list[str], command: str, url: str, capsys) -> list[str]:
     finally:
         sys.stdout = captured
     out, err = capsys.readouterr()
-    printed = no_styles((out if piped else screen.getvalue()) + err).splitlines()
+    printed = STYLES.sub("", (out if piped else screen.getvalue()) + err).splitlines()
     assert code == 0 or echo, f"{command}: exit {code}\n{err}"
     return printed + ([f"exit {code}"] if echo else [])
 
