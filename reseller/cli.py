@@ -58,7 +58,7 @@ STYLES = {
 # What a state means to the person who just asked for the operation.
 STATE_HINTS = {
     "manual": "accepted; done once the seller's event arrives (checkevent, or the daemon)",
-    "running": "not settled yet: the daemon (or `restart`) tries it again",
+    "running": "not settled yet: the daemon's retry job tries it again",
     "done": "the seller confirmed it",
 }
 DURATION = re.compile(r"(\d+(?:\.\d+)?)([smh])")
@@ -592,8 +592,8 @@ def settled(operation: Operation, out: Output) -> int:
         return 1
     if operation.state == RUNNING and operation.error_msg:
         out.warn(
-            f"warning: {operation.error_type}: {operation.error_msg}; tried again at "
-            f"{stamp(operation.next_try)} by the daemon (or `restart`)"
+            f"warning: {operation.error_type}: {operation.error_msg}; the daemon tries it "
+            f"again at {stamp(operation.next_try)}"
         )
     return 0
 

@@ -477,7 +477,7 @@ def test_an_operation_the_seller_cannot_be_reached_for_warns_that_the_daemon_ret
 
     assert (code, out) == (0, "service 1: suspend: operation 2 running\n")
     assert err.startswith("warning: unavailable: ")
-    assert err.endswith("; tried again at 2026-01-01 00:01:00 by the daemon (or `restart`)\n")
+    assert err.endswith("; the daemon tries it again at 2026-01-01 00:01:00\n")
 
 
 def test_checkevent_says_when_another_engine_is_polling_the_module(set_up):
