@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from scenarios.harness import SocketServer
+from simulator.app import seller_of
 from tests.helpers import Cli, connect_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -235,7 +236,8 @@ def test_an_unreachable_seller_or_clock_is_one_line_a_tick_and_the_daemon_goes_o
 
 
 def test_a_second_signal_stops_the_daemon_at_once_while_a_seller_call_hangs(ready, sim, daemon):
-    sim.fault("slow")  # the first poll's call waits 2 s for its reply
+    seller_of(sim.app).slow_seconds = 1.0
+    sim.fault("slow")  # the first poll's call waits a second for its reply
     running = daemon(ready.db, "--clock", ready.url)
     running.wait_for("daemon started")
     started = time.monotonic()
@@ -244,5 +246,5 @@ def test_a_second_signal_stops_the_daemon_at_once_while_a_seller_call_hangs(read
     code, errors = running.stop(signal.SIGINT)
 
     assert (code, errors) == (0, [])
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 0.9
     assert running.lines[-1].endswith(" daemon stopped at once")
