@@ -10,7 +10,6 @@ import os
 import signal
 import sqlite3
 import sys
-import threading
 from datetime import datetime
 
 SHARED_EXAMPLE = "../shared/scenario-examples/any_period_any_balance.yaml"
@@ -183,41 +182,33 @@ def run_reseller(args) -> int:
     from reseller.client import SellerClient
     from reseller.engine import Engine
     from reseller.errors import ResellerError
-    from reseller.jobs import run_daemon, utc_now
     from reseller.store import Store
 
-    try:
-        now = datetime.fromisoformat(args.now) if args.now else utc_now()
-    except ValueError:
-        print(f"error: --now: {args.now!r} is not an ISO date-time", file=sys.stderr)
-        return 2
-    try:
-        store = Store(args.db)
-    except (sqlite3.Error, OSError) as error:
-        reason = error.strerror if isinstance(error, OSError) else error
-        print(f"error: --db: cannot open {args.db}: {reason}", file=sys.stderr)
-        return 2
+    out = reseller_cli.Output()
     with requests.Session() as session:
+        try:
+            clock, clock_name = reseller_cli.clock_for(args, session)
+        except reseller_cli.BadArgument as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        try:
+            store = Store(args.db)
+        except (sqlite3.Error, OSError) as error:
+            reason = error.strerror if isinstance(error, OSError) else error
+            print(f"error: --db: cannot open {args.db}: {reason}", file=sys.stderr)
+            return 2
         engine = Engine(
             store, lambda url, login, password: SellerClient(url, login, password, session)
         )
         try:
             if args.command == "daemon":
-                stop = threading.Event()
-                try:
-                    run_daemon(engine, print, stop)
-                except KeyboardInterrupt:
-                    stop.set()
-                return 0
-            reseller_cli.execute(
-                engine, args, now, print, warn=lambda line: print(line, file=sys.stderr)
-            )
+                return reseller_cli.daemon(engine, args, clock, clock_name)
+            return reseller_cli.execute(engine, args, clock, out)
         except ResellerError as error:
-            print(f"error: {error.type}: {error.message}", file=sys.stderr)
+            out.error(error.type, error.message)
             return 1
         finally:
             store.close()
-    return 0
 
 
 def run_scenarios(args) -> int:

@@ -179,6 +179,16 @@ def parse_tariff(node: ET.Element) -> RemoteTariff:
     )
 
 
+def unreachable_reason(error: requests.RequestException) -> str:
+    """The short cause of a failed request (`Connection refused`), not urllib3's whole chain."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return str(error)
+
+
 class SellerClient:
     """A logged-in conversation with one seller account over a `requests` session."""
 
@@ -204,7 +214,9 @@ class SellerClient:
         except requests.Timeout:
             raise SellerUnavailable(f"no reply from {self.url} within {self.timeout}s") from None
         except requests.RequestException as error:
-            raise SellerUnavailable(f"cannot reach {self.url}: {error}") from None
+            raise SellerUnavailable(
+                f"cannot reach {self.url}: {unreachable_reason(error)}"
+            ) from None
         if reply.status_code != 200:
             raise SellerUnavailable(f"{self.url} answered HTTP {reply.status_code}")
         try:

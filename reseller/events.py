@@ -33,11 +33,13 @@ from reseller.operations import complete
 
 @dataclass
 class EventReport:
-    """What one `checkevent` did: events fetched and applied, kept unmatched, operations done,
-    and what a reconcile first repaired (when the last poll had been lost)."""
+    """What one `checkevent` did: events fetched and applied (and to which services), kept
+    unmatched, operations done, and what a reconcile first repaired (when the last poll had
+    been lost)."""
 
     fetched: int = 0
     applied: int = 0
+    applied_to: list[tuple[int, StoredEvent]] = field(default_factory=list)  # (service, event)
     unmatched: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
     reconciled: list[str] | None = None
@@ -103,6 +105,7 @@ class Events(Job):
                 items[event.remote_item] = item
                 report.completed += self._apply(module, item, event, now)
                 applied.append((event, item.id))
+                report.applied_to.append((item.id, event))
                 report.applied += 1
             self.store.finish_events(applied, now)
 

@@ -96,17 +96,21 @@ class Operations(Job):
 
     def prolong(self, item_id: int, period: int, now: datetime) -> int:
         """Charge the client for another period and register the `prolong` operation."""
-        item = self.engine.item(item_id).changeable()
+        operation = self._register_prolongation(self.engine.item(item_id), period, now)
+        self.run(operation, now)
+        return operation
+
+    def _register_prolongation(self, item: Item, period: int, now: datetime) -> int:
+        """Charge the client for another period and add the `prolong` operation (not run)."""
+        item.changeable()
         if item.status == ORDERED:
-            raise ResellerError("value", f"service {item_id} is not set up yet; prolong it later")
+            raise ResellerError("value", f"service {item.id} is not set up yet; prolong it later")
         plan = self.store.tariff_by_id(item.pricelist)
         price = plan.price_for(int(period), item.addons)
-        account = self.store.client_by_id(item.account)
-        account.pays(price, "the prolongation")
+        self.store.client_by_id(item.account).pays(price, "the prolongation")
         with self.store.atomic():
-            operation = self.store.add_operation(item_id, PROLONG, {"period": int(period)}, now)
-            self.store.move_money(account.id, -price, "prolong", now, item_id, operation)
-        self.run(operation, now)
+            operation = self.store.add_operation(item.id, PROLONG, {"period": int(period)}, now)
+            self.store.move_money(item.account, -price, "prolong", now, item.id, operation)
         return operation
 
     def change_status(self, item_id: int, kind: str, now: datetime) -> int:
@@ -211,19 +215,29 @@ class Operations(Job):
         return self.store.next_due()
 
     def autoprolong(self, now: datetime) -> list[int]:
-        """Prolong each autoprolong service that expires within a day, if its client can pay."""
-        prolonged = []
-        for item in self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD)):
-            prolongs = [op for op in self.store.operations(item.id) if op.kind == PROLONG]
-            # a failed one waits for the operator's restart: prolonging again would charge twice
-            if prolongs and prolongs[-1].state != DONE:
-                continue
-            try:
-                self.prolong(item.id, item.period, now)
-                prolonged.append(item.id)
-            except ResellerError:
-                continue
-        return prolonged
+        """Prolong each autoprolong service that expires within a day, if its client can pay.
+
+        Once per expiry, however many engines run the job at once: which services need a
+        prolongation is decided and their prolongations registered in one transaction, so no
+        other engine's autoprolong can register one between this one's look and its write.
+        """
+        registered = []
+        with self.store.atomic():
+            for item in self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD)):
+                prolongs = [op for op in self.store.operations(item.id) if op.kind == PROLONG]
+                # one under way (or failed, waiting for the operator's restart) covers this
+                # expiry: prolonging again would charge twice
+                if prolongs and prolongs[-1].state != DONE:
+                    continue
+                self.crash_point("autoprolong_decided")
+                try:
+                    operation = self._register_prolongation(item, item.period, now)
+                except ResellerError:
+                    continue
+                registered.append((item.id, operation))
+        for _, operation in registered:
+            self.run(operation, now)
+        return [item_id for item_id, _ in registered]
 
     # -- one attempt -------------------------------------------------------------------------
 

@@ -1,11 +1,13 @@
-"""Fixtures, chained: the simulator's (`world -> seller -> app -> client/session`) and the
-engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`)."""
+"""Fixtures, chained: the simulator's (`world -> seller -> app -> client/session`), the
+engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`) and the
+reseller command line's (`sim_app -> served -> cli -> ready`)."""
 
 # simulator fixtures
 import contextlib
 import copy
 import threading
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import waitress
@@ -20,7 +22,7 @@ from simulator.record import Recorder
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
 from tests import client_session
-from tests.helpers import RESELLER, SIM_WORLD, URL, Sim, connect
+from tests.helpers import PASSWORD, RESELLER, SIM_WORLD, URL, Cli, Sim, connect, connect_args
 from tests.helpers import START as ENGINE_START
 from tests.replies import PASSWORDS, Node
 from tests.replies import URL as API_URL
@@ -138,6 +140,33 @@ def served(sim_app):
     server = SocketServer(sim_app)
     yield server.url
     server.close()
+
+
+# -- the reseller's command line against the served simulator ------------------------------------
+
+
+@pytest.fixture
+def cli(tmp_path, served, capsys) -> Cli:
+    """`run.py reseller` in-process on a database file, the simulator served on a socket."""
+    return Cli(tmp_path / "reseller.db", served, capsys)
+
+
+@pytest.fixture
+def password_file(tmp_path) -> Path:
+    """The seller password in a file, as `connect --password-file` reads it."""
+    path = tmp_path / "seller-password"
+    path.write_text(PASSWORD + "\n")
+    return path
+
+
+@pytest.fixture
+def ready(cli, password_file) -> Cli:
+    """USD at 1.10 per EUR, module `seller`, client alice with 500, tariff 5 imported."""
+    cli.ok("configure", "--currency", "USD", "--rate", "EUR=1.10")
+    cli.ok(*connect_args(cli, "--password-file", str(password_file)))
+    cli.ok("client", "alice", "--balance", "500")
+    cli.ok("import", "seller", "5")
+    return cli
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import io
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from concurrent.futures import ThreadPoolExecutor, wait
+from datetime import datetime, timedelta
 from decimal import Decimal
 from urllib.parse import parse_qsl
 
@@ -300,6 +300,33 @@ def test_a_claim_taken_over_after_its_lease_is_looked_up_and_the_late_reply_chan
     assert (after.state, after.owner) == ("done", None)
     assert store.item(operation.item).remote_id == remote["id"]
     assert len(sim.calls("vds.order.param")) == 1 and len(store.tasks()) == 1
+
+
+def test_two_engines_autoprolonging_at_once_prolong_a_service_once_for_its_expiry(
+    engine, tariff, sim, store, another_engine
+):
+    """Two daemons on one database (one started by hand beside the service's): the second's
+    autoprolong comes just after the first decided the service needs a prolongation."""
+    item = active(engine, sim, autoprolong=True)
+    sim.to(datetime(2026, 1, 31))
+    other = another_engine()
+    with ThreadPoolExecutor(1) as pool:
+        others_run = []
+
+        def the_other_autoprolongs(point: str) -> None:
+            if point == "autoprolong_decided" and not others_run:
+                others_run.append(pool.submit(other.autoprolong, sim.now))
+                wait(others_run, timeout=0.3)  # done by then, unless this engine holds it off
+
+        engine.crash_point = the_other_autoprolongs
+        mine = engine.autoprolong(sim.now)
+        theirs = others_run[0].result(timeout=10)
+
+    assert sorted(mine + theirs) == [item]
+    assert [op.kind for op in store.operations(item)] == ["open", "prolong"]
+    assert debit_reasons(sim) == ["order", "prolong"]
+    assert [e.reason for e in store.expenses()] == ["order", "prolong"]
+    assert sim.service(remote_of(engine, item))["expires"] == "2026-03-01"
 
 
 # -- 3. a poll lost after the seller emptied its feed is reconciled, not lost for good --------
