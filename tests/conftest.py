@@ -53,3 +53,16 @@ def client(app):
 def session(app):
     with in_process_session(app) as session:
         yield session
+
+
+@pytest.fixture(params=["in_process", "socket"])
+def side(request, app):
+    """The app's seller as a test drives it: in-process, then over a real socket."""
+    from simulator.server import LocalServer
+    from simulator.side import InProcessSide, SocketSide
+
+    if request.param == "in_process":
+        yield InProcessSide(app)
+        return
+    with LocalServer(app, threads=2) as server, SocketSide(server.url) as over_http:
+        yield over_http
