@@ -54,6 +54,8 @@ class Clock:
         elif speed is not None:
             raise ValueError(f"speed: only a `speed` clock takes one, not a {mode} clock")
         self.mode = mode
+        if mode == "speed" and float(speed).is_integer():
+            speed = int(speed)  # `60`, not `60.0`, in what the clock reports
         self.speed = {"manual": 0, "real": 1}.get(mode, speed)
         self.monotonic = monotonic
         self.utc_now = utc_now

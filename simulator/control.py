@@ -136,6 +136,7 @@ def move_clock(state, data: dict) -> dict:
         else:
             when = s.now + parse_duration(arg(data, "advance"), "advance")
         s.advance_to(when)
+        state.clock.anchor(s)  # a running clock runs on from where the hand left it
     return clock(state)
 
 

@@ -384,6 +384,11 @@ class SocketSide(SellerSide):
     def __repr__(self) -> str:
         return f"SocketSide({self.url!r})"
 
+    @property
+    def api_url(self) -> str:
+        """Where the BILLmanager API answers: `url` + `/billmgr`."""
+        return self.url + "/billmgr"
+
     def close(self) -> None:
         self.http.close()
 
