@@ -18,11 +18,19 @@ class LocalServer:
         self.thread.start()
 
     def close(self) -> None:
-        """Stop serving; the server is closed in its own thread (closing from here races it)."""
+        """Stop serving, now; the server is closed in its own thread (from here would race it)."""
         # A reply still in the works (a `slow` fault sleeps) would pull a closed trigger.
         self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(self.server.close)
+        self.server.trigger.pull_trigger(self._close_everything)
         self.thread.join(timeout=5)
+
+    def _close_everything(self) -> None:
+        # The loop runs while any connection is open: a client that kept one alive (a session
+        # not closed, a reply an exception still holds) would keep it serving.
+        for channel in list(self.server._map.values()):
+            if channel not in (self.server, self.server.trigger):
+                channel.close()
+        self.server.close()
 
     def __enter__(self) -> LocalServer:
         return self

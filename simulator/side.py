@@ -413,6 +413,8 @@ class SocketSide(SellerSide):
             reply = response.json()
         except ValueError:
             reply = None
+        finally:
+            response.close()  # back to the pool, even if what we raise outlives this call
         if response.status_code in (401, 403) and not (
             isinstance(reply, dict) and "error" in reply
         ):
