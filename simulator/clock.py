@@ -8,6 +8,7 @@ passes, so set-ups and expiries happen with no request coming in, each once, in 
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -16,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from simulator.model import Seller
 
+log = logging.getLogger(__name__)
 MODES = ("manual", "real", "speed")
 # How long the ticker sleeps at most: a due time that appears meanwhile is met this late at
 # worst (in wall time); what it runs still happens at its own simulated time.
@@ -122,7 +124,10 @@ class Ticker:
     def _run(self) -> None:
         while not self.stopped.is_set():
             seller = self.seller()
-            self.clock.catch_up(seller)
+            try:
+                self.clock.catch_up(seller)
+            except Exception:  # a bug: say so, and let requests and the next tick go on
+                log.exception("the simulator's clock could not bring the seller up to time")
             with seller.lock:
                 due = seller.next_due()
             nap = LONGEST_NAP if due is None else self.clock.wall_seconds_until(due)

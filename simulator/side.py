@@ -69,7 +69,8 @@ def _whole(value, name: str) -> int:
 
 
 def _when(value: str | datetime) -> str | datetime:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+    """A time as the control API takes it; a datetime goes as it is (JSON makes it a string)."""
+    return value if isinstance(value, datetime) else str(value)
 
 
 def world_of(world) -> tuple[dict, object]:
