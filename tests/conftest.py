@@ -1,5 +1,7 @@
 # simulator fixtures
 import copy
+import importlib
+import pkgutil
 from datetime import datetime
 
 import pytest
@@ -8,6 +10,24 @@ from simulator.app import create_app
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
 from tests.worlds import VDS_1
+
+
+def load_the_whole_project() -> None:
+    """Import every module of the project now, not when a test first needs it.
+
+    Hypothesis mixes string constants of the local modules loaded so far into what it draws,
+    so a module imported lazily by an earlier test (`run.py`'s commands import theirs) would
+    change a later test's examples: a test's examples would depend on which tests ran before
+    it in its process, and so on how xdist shared the tests out. Loaded up front, the pool is
+    the same for every test, in any order, on any worker.
+    """
+    importlib.import_module("run")
+    for package in ("simulator", "reseller", "scenarios", "bench", "bmsim"):
+        for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+            importlib.import_module(f"{package}.{module.name}")
+
+
+load_the_whole_project()
 
 START = datetime(2026, 1, 1)
 WORLD = {
