@@ -22,6 +22,8 @@ from rich.table import Table
 from simulator.side import SellerRefused, SimulatorUnreachable, SocketSide
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+# The variable a guarded simulator takes its own token from: one setting serves both ends.
+TOKEN_ENV = "SIMULATOR_TOKEN"
 REFUSED, BAD_ARGUMENT, UNREACHABLE = 1, 2, 3
 STATUS_STYLES = {"ordered": "cyan", "active": "green", "suspended": "yellow", "deleted": "red"}
 
@@ -38,8 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--token",
-        default=os.environ.get("BMSIM_TOKEN"),
-        help="the token of a guarded simulator, sent as a bearer token (BMSIM_TOKEN)",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"a guarded simulator's token, as a bearer token (ps shows it: prefer ${TOKEN_ENV})",
     )
     commands = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 

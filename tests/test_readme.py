@@ -42,7 +42,11 @@ def blocks(language: str) -> list[str]:
 
 
 def clean_env(**extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "BMSIM_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "BMSIM_")) and k != "SIMULATOR_TOKEN"
+    }
     env.pop("COLUMNS", None)
     return env | {"PATH": f"{BIN}{os.pathsep}{env.get('PATH', '')}"} | extra
 

@@ -368,7 +368,7 @@ def test_the_token_is_sent_as_a_bearer_token_from_the_option_or_the_environment(
 
     with LocalServer(app, threads=1) as server:
         assert run.main(["seller", "--url", server.url, "--token", "opt", "clock"]) == 0
-        monkeypatch.setenv("BMSIM_TOKEN", "env")
+        monkeypatch.setenv("SIMULATOR_TOKEN", "env")
         assert run.main(["seller", "--url", server.url, "clock"]) == 0
 
     assert seen == ["Bearer opt", "Bearer env"]
