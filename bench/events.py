@@ -19,8 +19,8 @@ import sqlite_utils
 
 from bench.common import START, Figure, paired
 from reseller.client import RemoteEvent
-from reseller.domain import ACTIVE, AddonSpec
 from reseller.engine import Engine
+from reseller.model import ACTIVE, AddonSpec
 from reseller.store import SCHEMA, Store, day, stamp
 
 SERVICES = 1000
@@ -76,42 +76,31 @@ def engine_with_services(
     """An engine on a new database (memory if no path): one tariff and linked active services."""
     store = Store(path)
     store.set_setting("currency", "EUR")
-    module = store.add_module("seller", "http://seller", "reseller", "s3cret", [], START)
+    module = store.add_module("seller", "http://seller", "reseller", "s3cret", [], START).id
+    expires = day(START + timedelta(days=31))
+    # In one transaction, as setting up is not what is measured; the store has no bulk
+    # insert of services, so they go in one by one through its methods.
     with store.atomic():
-        tariff = store.add_pricelist(
-            intname="5-vds-1",
-            name="VDS-1",
-            itemtype="vds",
-            processingmodule=module,
-            remote_id=5,
-            currency="EUR",
-        )
+        tariff = store.add_tariff("5-vds-1", "VDS-1", "vds", module, 5, "EUR")
         store.set_prices(tariff, {1: Decimal(10)})
         store.add_addon(tariff, AddonSpec("ram", "integer", 11, True, 1024, 8192, Decimal("0.002")))
         client = store.add_client("alice", Decimal(1000))
-        # In bulk, as setting up is not what is measured.
-        store.db["item"].insert_all(
-            {
-                "account": client,
-                "pricelist": tariff,
-                "itemtype": "vds",
-                "processingmodule": module,
-                "remote_module": module,
-                "remote_id": 100_000 + n,
-                "period": 1,
-                "status": ACTIVE,
-                "expiredate": day(START + timedelta(days=31)),
-                "autoprolong": 0,
-                "createdate": stamp(START),
-            }
-            for n in range(services)
-        )
-        store.db["item_addon"].insert_all(
-            {"item": n + 1, "addon": "ram", "value": "1024"} for n in range(services)
-        )
-        store.db["item_ip"].insert_all(
-            {"item": n + 1, "ip": f"203.0.{113 + n // 250}.{n % 250}"} for n in range(services)
-        )
+        for n in range(services):
+            item = store.add_item(
+                account=client,
+                pricelist=tariff,
+                itemtype="vds",
+                processingmodule=module,
+                remote_module=module,
+                remote_id=100_000 + n,
+                period=1,
+                status=ACTIVE,
+                expiredate=expires,
+                autoprolong=False,
+                createdate=stamp(START),
+            )
+            store.set_item_addon(item, "ram", "1024")
+            store.add_ip(item, f"203.0.{113 + n // 250}.{n % 250}")
     return Engine(store, lambda url, login, password: Feed(events))
 
 
@@ -150,7 +139,7 @@ def measure(quick: bool) -> list[Figure]:
             took = time.perf_counter() - began
             if report.applied != count or report.unmatched:
                 raise AssertionError(f"applied {report.applied} of {count} events")
-            engine.store.db.close()
+            engine.store.close()
             return took
 
         def insert_all() -> float:

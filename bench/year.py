@@ -33,7 +33,7 @@ def simulate(services: int, days: int) -> tuple[float, dict]:
             for _ in range(services)
         ]
         h.wait(timedelta(minutes=5))
-        remotes = [h.store.item(item)["remote_id"] for item in items]
+        remotes = [h.store.item(item).remote_id for item in items]
         # Each service's weekly change has its own moment in the week; the harness makes the
         # changes of each simulated hour at its end, as a scenario's steps after a `wait`.
         slot = timedelta(weeks=1) / services
@@ -52,7 +52,7 @@ def simulate(services: int, days: int) -> tuple[float, dict]:
             "simulated": (h.now - simulated_from).total_seconds(),
             "changes": changes,
             "prolongations": sum(
-                1 for item in items for op in h.store.operations(item) if op["kind"] == "prolong"
+                1 for item in items for op in h.store.operations(item) if op.kind == "prolong"
             ),
             "events": len(h.store.applied_events()),
         }

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
+import sys
 
-from reseller.domain import PeriodRule
 from reseller.engine import Engine
 from reseller.errors import ResellerError
+from reseller.model import PeriodRule
+from reseller.store import stamp
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,7 +26,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     connect.add_argument("module")
     connect.add_argument("--url", required=True)
     connect.add_argument("--login", required=True)
-    connect.add_argument("--password", required=True)
+    connect.add_argument(
+        "--password",
+        help=f"the seller password (visible in ps: prefer --password-file or ${PASSWORD_VARIABLE})",
+    )
+    connect.add_argument(
+        "--password-file", metavar="FILE", help="read the seller password from FILE"
+    )
     connect.add_argument("--period", action="append", default=[], metavar="FROM:TO[:TARIFF]")
     client = commands.add_parser("client", help="add a client")
     client.add_argument("name")
@@ -60,6 +70,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     commands.add_parser("daemon", help="checkevent every 5 minutes and retries, until Ctrl-C")
 
 
+PASSWORD_VARIABLE = "SELLER_PASSWORD"
+OPERATION_KEYS = ("id", "item", "kind", "state", "attempts", "next_try", "error_type", "error_msg")
+SERVICE_KEYS = ("id", "account", "pricelist", "status", "expiredate", "remote_id")
+
+
 def pairs(values: list[str], what: str) -> dict[str, str]:
     result = {}
     for value in values:
@@ -88,22 +103,54 @@ def period_rules(values: list[str]) -> list[PeriodRule]:
 def tariff_name(engine: Engine, elid: str) -> str:
     raw = elid.removeprefix("elid=")
     if raw.isdigit():
-        pricelist = engine.store.pricelist_by_id(int(raw))
-        if pricelist is None:
+        plan = engine.store.tariff_by_id(int(raw))
+        if plan is None:
             raise ResellerError("unknown", f"no tariff with id {raw}")
-        return pricelist["intname"]
+        return plan.intname
     return raw
 
 
-def execute(engine: Engine, args, now, out) -> None:
+def seller_password(args, environ=os.environ, prompt=getpass.getpass, warn=print) -> str:
+    """The seller password for `connect`: from --password-file, --password (with a warning
+    that `ps` shows it), $SELLER_PASSWORD, or typed in at a terminal; `value` error if none."""
+    if args.password_file:
+        try:
+            with open(args.password_file, encoding="utf-8") as file:
+                password = file.readline().rstrip("\r\n")
+        except OSError as error:
+            raise ResellerError(
+                "value", f"--password-file: cannot read {args.password_file}: {error.strerror}"
+            ) from None
+        if not password:
+            raise ResellerError("value", f"--password-file: {args.password_file} is empty")
+        return password
+    if args.password is not None:
+        warn(
+            "warning: --password shows in the process list (ps); "
+            f"use --password-file or ${PASSWORD_VARIABLE} instead"
+        )
+        return args.password
+    if environ.get(PASSWORD_VARIABLE):
+        return environ[PASSWORD_VARIABLE]
+    if sys.stdin is not None and sys.stdin.isatty():
+        return prompt(f"password of {args.login} at {args.url}: ")
+    raise ResellerError(
+        "value",
+        f"connect needs the seller password: --password-file FILE, ${PASSWORD_VARIABLE}, "
+        "or run it at a terminal to type it in",
+    )
+
+
+def execute(engine: Engine, args, now, out, warn=print) -> None:
     """Run one command; ResellerError propagates for the caller to report."""
     command = args.command
     if command == "configure":
         periods = args.order_periods.split(",") if args.order_periods else None
         engine.configure(args.currency, pairs(args.rate, "--rate"), periods)
     elif command == "connect":
+        password = seller_password(args, warn=warn)
         module = engine.connect(
-            args.module, args.url, args.login, args.password, period_rules(args.period), now
+            args.module, args.url, args.login, password, period_rules(args.period), now
         )
         out(f"module {args.module} connected (id {module})")
     elif command == "client":
@@ -127,45 +174,23 @@ def execute(engine: Engine, args, now, out) -> None:
             addons=pairs(args.addon, "--addon"),
             autoprolong=args.autoprolong,
         )
-        out(f"service {item}: operation {engine.store.latest_operation(item)['state']}")
+        out(f"service {item}: operation {engine.store.latest_operation(item).state}")
     elif command == "prolong":
         engine.prolong(args.service, args.period, now)
     elif command in ("suspend", "resume", "delete"):
         engine.change_status(args.service, {"delete": "close"}.get(command, command), now)
     elif command == "restart":
         engine.restart(args.service, now)
-        out(f"operation {engine.store.latest_operation(args.service)['state']}")
+        out(f"operation {engine.store.latest_operation(args.service).state}")
     elif command == "operations":
         for op in engine.store.operations():
-            out(
-                json.dumps(
-                    {
-                        k: op[k]
-                        for k in (
-                            "id",
-                            "item",
-                            "kind",
-                            "state",
-                            "attempts",
-                            "next_try",
-                            "error_type",
-                            "error_msg",
-                        )
-                    }
-                )
-            )
+            row = {k: getattr(op, k) for k in OPERATION_KEYS}
+            out(json.dumps({**row, "next_try": stamp(op.next_try)}))
     elif command == "services":
         for item in engine.store.items():
-            out(
-                json.dumps(
-                    {
-                        k: item[k]
-                        for k in ("id", "account", "pricelist", "status", "expiredate", "remote_id")
-                    }
-                )
-            )
+            out(json.dumps({k: getattr(item, k) for k in SERVICE_KEYS}))
     elif command == "checkevent":
-        modules = [args.module] if args.module else [m["name"] for m in engine.store.modules()]
+        modules = [args.module] if args.module else [m.name for m in engine.store.modules()]
         for name in modules:
             report = engine.checkevent(name, now)
             out(

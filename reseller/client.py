@@ -148,13 +148,15 @@ def parse_tariff(node: ET.Element) -> RemoteTariff:
     addons = {}
     for a in node.findall("addon"):
         kind = ADDON_TYPES.get(_text(a, "addontype"), "integer")
-        limit = _text(a, "addonlimit")
+        # `addonlimit` is what the tariff includes (999999: unlimited), `addonmax` the most
+        # an order may ask for; neither is sent for an add-on that is not a number
+        most = _text(a, "addonmax")
         addon = RemoteAddon(
             _int(a, "id"),
             _text(a, "intname"),
             kind,
-            included=_whole(_text(a, "value") or "0", "an add-on's included value"),
-            max=_whole(limit, "an add-on limit") if limit else None,
+            included=_whole(_text(a, "addonlimit") or "0", "an add-on's included amount"),
+            max=_whole(most, "an add-on's maximum") if most else None,
         )
         if kind == "enumeration":
             addon.items = {
@@ -271,7 +273,10 @@ class SellerClient:
         ostempl: str | None = None,
         recipe: str | None = None,
         domain: str | None = None,
+        ip: str | None = None,
+        licname: str | None = None,
     ) -> int:
+        """Order and pay at once (`skipbasket=on`); the new service's id at the seller."""
         params = {f"addon_{k}": v for k, v in addons.items()}
         root = self.call(
             f"{type}.order.param",
@@ -281,6 +286,8 @@ class SellerClient:
             ostempl=ostempl,
             recipe=recipe,
             domain=domain,
+            ip=ip,
+            licname=licname,
             skipbasket="on",
             clicked_button="finish",
             sok="ok",
@@ -289,22 +296,29 @@ class SellerClient:
         return _int(root, "id")
 
     def services(self, type: str, remoteid: str | None = None) -> list[RemoteService]:
+        """A type's services as its list shows them (`pricelist` there is the tariff's name)."""
         root = self.call(type, remoteid=remoteid)
-        return [
-            RemoteService(
-                id=_int(e, "id"),
-                type=type,
-                name=_text(e, "name"),
-                tariff=_int(e, "pricelist"),
-                period=_int(e, "period"),
-                status=_int(e, "status"),
-                expires=_date(_text(e, "expiredate")),
-                remoteid=_text(e, "remoteid"),
-                params={k: _text(e, k) for k in ("domain", "username", "licname") if _text(e, k)},
-                ips=[_text(e, "ip")] if _text(e, "ip") else [],
+        listed = []
+        for e in root.findall("elem"):
+            params = {k: _text(e, k) for k in ("domain", "username", "licname") if _text(e, k)}
+            ip = _text(e, "ip")
+            if type == "soft" and ip:
+                params["ip"] = ip  # a licence's IP is what it is bound to, not an address it has
+            listed.append(
+                RemoteService(
+                    id=_int(e, "id"),
+                    type=type,
+                    name=_text(e, "name"),
+                    tariff=_int(e, "pricelist_id"),
+                    period=_int(e, "period"),
+                    status=_int(e, "status"),
+                    expires=_date(_text(e, "expiredate")),
+                    remoteid=_text(e, "remoteid"),
+                    params=params,
+                    ips=[ip] if ip and type != "soft" else [],
+                )
             )
-            for e in root.findall("elem")
-        ]
+        return listed
 
     def service(self, type: str, service_id: int) -> RemoteService:
         """One service in full: add-on values, parameters and every IP."""
@@ -314,6 +328,10 @@ class SellerClient:
             for e in root
             if e.tag.startswith("addon_")
         }
+        params = {p.get("name"): (p.text or "") for p in root.findall("param")}
+        if type == "soft":
+            # the licence form shows its name and IP as fields of their own
+            params.update({k: _text(root, k) for k in ("licname", "ip") if _text(root, k)})
         return RemoteService(
             id=_int(root, "id"),
             type=type,
@@ -324,8 +342,8 @@ class SellerClient:
             expires=_date(_text(root, "expiredate")),
             remoteid=_text(root, "remoteid"),
             addons=addons,
-            params={p.get("name"): (p.text or "") for p in root.findall("param")},
-            ips=[(e.text or "") for e in root.findall("ip")],
+            params=params,
+            ips=[] if type == "soft" else [(e.text or "") for e in root.findall("ip")],
         )
 
     def prolong(self, service_id: int, period: int) -> date | None:

@@ -1,13 +1,22 @@
-"""The reseller's database: the only module that imports sqlite_utils.
+"""The reseller's database: the only module that imports sqlite_utils or writes SQL.
 
 Tables carry BILLmanager's own names where the docs give them: `item` (status 1-4,
 `expiredate`, `processingmodule`), `itemevent`, `pricelist` (`intname`), `runningoperation`,
-`task`. Amounts are stored as decimal text, never as floats.
+`task`. Amounts are stored as decimal text, never as floats. Rows leave this module as the
+dataclasses of `reseller.model`.
+
+The connection is in autocommit mode: a statement outside `atomic()` commits at once, and a
+transaction is open only inside `atomic()`, which takes SQLite's write lock up front
+(`BEGIN IMMEDIATE`), so no transaction is ever held across a call to the seller and two
+processes on one file queue for the lock instead of failing half-way.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import sqlite3
 from collections.abc import Iterable
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -15,7 +24,20 @@ from decimal import Decimal
 
 import sqlite_utils
 
-from reseller.domain import AddonSpec, PeriodRule
+from reseller.model import (
+    NOTHING,
+    RUNNING,
+    AddonSpec,
+    AppliedEvent,
+    Client,
+    Expense,
+    Item,
+    Module,
+    Operation,
+    PeriodRule,
+    StoredEvent,
+    Tariff,
+)
 
 SCHEMA = {
     "setting": ({"key": str, "value": str}, "key"),
@@ -29,6 +51,12 @@ SCHEMA = {
             "password": str,
             "last_event_id": int,
             "created": str,
+            # the poll's write-ahead mark: open from before the feed is asked until its events
+            # are stored; found open, the next poll reconciles first
+            "poll_started": str,
+            "poll_owner": str,
+            "poll_lease": str,
+            "reconciled_on": str,
         },
         "id",
     ),
@@ -114,14 +142,16 @@ SCHEMA = {
             "item": int,
             "kind": str,
             "state": str,
+            "outcome": str,
             "params": str,
             "attempts": int,
             "failures": int,
             "first_failure": str,
             "next_try": str,
-            "accepted": int,
             "error_type": str,
             "error_msg": str,
+            "owner": str,
+            "lease_until": str,
             "created": str,
             "updated": str,
         },
@@ -199,10 +229,19 @@ INDEXES = [
     ("item", ["autoprolong", "expiredate"], False),  # autoprolong's look-ahead, every 5 minutes
     ("runningoperation", ["item"], False),
     ("runningoperation", ["state", "next_try"], False),
+    ("task", ["runningoperation"], False),
     ("itemevent", ["processingmodule", "event_id"], True),
     ("itemevent_applied", ["processingmodule", "event_id"], False),
     ("expense", ["item"], False),
+    ("item_ip", ["ip"], False),
+    ("item_param", ["name", "value"], False),
 ]
+# Columns that are the engine's own bookkeeping (claims, the poll's mark), which a refused step
+# may leave changed: a poll that timed out keeps its mark open even when its step fails.
+BOOKKEEPING = {
+    "processingmodule": {"poll_started", "poll_owner", "poll_lease"},
+    "runningoperation": {"owner", "lease_until", "updated"},
+}
 
 
 def stamp(when: datetime | None) -> str | None:
@@ -213,29 +252,53 @@ def day(when: date | datetime | None) -> str | None:
     return when.strftime("%Y-%m-%d") if when else None
 
 
+def _when(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
 # The statements that made the first store in memory, for the next ones to run as they are.
 _MEMORY_SCHEMA: list[str] = []
+
+
+def _connect(path: str | None) -> sqlite3.Connection:
+    """A connection in autocommit mode; a new file is made readable by its owner only."""
+    if path is None:
+        return sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+    if not os.path.exists(path):
+        # the seller's password is kept in it: no one else on the machine may read it
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    connection.execute("PRAGMA busy_timeout = 30000")
+    return connection
 
 
 class Store:
     """The engine's state in SQLite: a file, or memory when no path is given."""
 
     def __init__(self, path: str | None = None):
-        self.db = sqlite_utils.Database(path) if path else sqlite_utils.Database(memory=True)
+        self.path = path
+        self.db = sqlite_utils.Database(_connect(path))
         if path:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
         if not path and _MEMORY_SCHEMA:
             # A property builds a store per example: replaying the first store's statements
             # skips sqlite-utils' introspection of every table, most of a store's set-up.
-            with self.db.conn:
+            with self.atomic():
                 for sql in _MEMORY_SCHEMA:
-                    self.db.conn.execute(sql)
+                    self.db.execute(sql)
             return
-        for name, (columns, pk) in SCHEMA.items():
-            self.db[name].create(columns, pk=pk, if_not_exists=True)
-        for table, columns, unique in INDEXES:
-            self.db[table].create_index(columns, unique=unique, if_not_exists=True)
+        with self.atomic():
+            for name, (columns, pk) in SCHEMA.items():
+                table = self.db[name]
+                if table.exists():
+                    for column, kind in columns.items():  # a database from an older version
+                        if column not in table.columns_dict:
+                            table.add_column(column, kind)
+                else:
+                    table.create(columns, pk=pk)
+            for table, columns, unique in INDEXES:
+                self.db[table].create_index(columns, unique=unique, if_not_exists=True)
         if not path:
             _MEMORY_SCHEMA[:] = [
                 sql
@@ -245,11 +308,34 @@ class Store:
                 )
             ]
 
+    def close(self) -> None:
+        """Close the connection; anything not committed is lost, as when a process dies."""
+        self.db.conn.close()
+
     @contextmanager
     def atomic(self):
-        """Several writes that stand or fall together."""
-        with self.db.atomic():
+        """Several writes that stand or fall together; the outermost takes the write lock first."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            name = f"s{secrets.token_hex(8)}"
+            conn.execute(f"SAVEPOINT {name}")
+            try:
+                yield
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                raise
+            conn.execute(f"RELEASE SAVEPOINT {name}")
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
             yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _one(self, sql: str, params: Iterable = ()) -> dict | None:
         cursor = self.db.execute(sql, tuple(params))
@@ -263,6 +349,26 @@ class Store:
         names = [c[0] for c in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
+    # -- the whole database, for checks ------------------------------------------------------
+
+    def digest(self) -> tuple:
+        """Every table's rows, bookkeeping columns left out: what a refused step must keep."""
+        tables = []
+        for name in self.db.table_names():
+            skip = BOOKKEEPING.get(name, set())
+            columns = [c for c in self.db[name].columns_dict if c not in skip]
+            listed = ", ".join(f"[{c}]" for c in columns)
+            rows = self.db.execute(f"select {listed} from [{name}] order by rowid").fetchall()
+            tables.append((name, tuple(map(tuple, rows))))
+        return tuple(tables)
+
+    def dump(self) -> list[str]:
+        """The whole database as SQL statements, bookkeeping included."""
+        return list(self.db.conn.iterdump())
+
+    def table_counts(self) -> dict[str, int]:
+        return {name: self.db[name].count for name in self.db.table_names()}
+
     # -- settings ----------------------------------------------------------------------------
 
     def setting(self, key: str, default=None):
@@ -270,81 +376,167 @@ class Store:
         return json.loads(row["value"]) if row else default
 
     def set_setting(self, key: str, value) -> None:
-        self.db["setting"].upsert({"key": key, "value": json.dumps(value)}, pk="key")
+        self.db.execute(
+            "insert or replace into setting (key, value) values (?, ?)", [key, json.dumps(value)]
+        )
 
     def rates(self) -> dict[str, Decimal]:
-        return {r["currency"]: Decimal(r["rate"]) for r in self.db["currency_rate"].rows}
+        return {r["currency"]: Decimal(r["rate"]) for r in self._all("select * from currency_rate")}
 
     def set_rate(self, currency: str, rate: Decimal) -> None:
-        self.db["currency_rate"].upsert({"currency": currency, "rate": str(rate)}, pk="currency")
+        self.db.execute(
+            "insert or replace into currency_rate (currency, rate) values (?, ?)",
+            [currency, str(rate)],
+        )
 
     # -- processing modules ------------------------------------------------------------------
 
     def add_module(
         self, name: str, url: str, login: str, password: str, rules: list[PeriodRule], now: datetime
-    ) -> int:
+    ) -> Module:
         with self.atomic():
-            module_id = (
-                self.db["processingmodule"]
-                .insert(
-                    {
-                        "name": name,
-                        "url": url,
-                        "login": login,
-                        "password": password,
-                        "last_event_id": 0,
-                        "created": stamp(now),
-                    }
-                )
-                .last_pk
+            module_id = self.db.execute(
+                "insert into processingmodule (name, url, login, password, last_event_id, "
+                "created, reconciled_on) values (?, ?, ?, ?, 0, ?, ?)",
+                [name, url, login, password, stamp(now), day(now)],
+            ).lastrowid
+            self.db.conn.executemany(
+                "insert into periodmap (processingmodule, source, target, pricelist) "
+                "values (?, ?, ?, ?)",
+                [(module_id, r.source, r.target, r.tariff) for r in rules],
             )
-            self.db["periodmap"].insert_all(
-                [
-                    {
-                        "processingmodule": module_id,
-                        "source": r.source,
-                        "target": r.target,
-                        "pricelist": r.tariff,
-                    }
-                    for r in rules
-                ]
-            )
-        return module_id
+        return self.module_by_id(module_id)
 
-    def module(self, name: str) -> dict | None:
-        return self._one("select * from processingmodule where name = ?", [name])
-
-    def module_by_id(self, module_id: int) -> dict | None:
-        return self._one("select * from processingmodule where id = ?", [module_id])
-
-    def modules(self) -> list[dict]:
-        return self._all("select * from processingmodule order by id")
-
-    def module_on_account(self, url: str, login: str) -> dict | None:
-        return self._one("select * from processingmodule where url = ? and login = ?", [url, login])
-
-    def period_rules(self, module_id: int) -> list[PeriodRule]:
-        return [
+    def _module(self, row: dict | None) -> Module | None:
+        if row is None:
+            return None
+        rules = [
             PeriodRule(r["source"], r["target"], r["pricelist"])
-            for r in self._all("select * from periodmap where processingmodule = ?", [module_id])
+            for r in self._all(
+                "select * from periodmap where processingmodule = ? order by id", [row["id"]]
+            )
         ]
+        return Module(
+            row["id"],
+            row["name"],
+            row["url"],
+            row["login"],
+            row["password"],
+            rules,
+            row["last_event_id"] or 0,
+            row["reconciled_on"],
+        )
+
+    def module(self, name: str) -> Module | None:
+        return self._module(self._one("select * from processingmodule where name = ?", [name]))
+
+    def module_by_id(self, module_id: int) -> Module | None:
+        return self._module(self._one("select * from processingmodule where id = ?", [module_id]))
+
+    def modules(self) -> list[Module]:
+        return [self._module(r) for r in self._all("select * from processingmodule order by id")]
+
+    def set_reconciled(self, module_id: int, now: datetime) -> None:
+        self.db.execute(
+            "update processingmodule set reconciled_on = ? where id = ?", [day(now), module_id]
+        )
+
+    # -- the poll's write-ahead mark ---------------------------------------------------------
+
+    def open_poll(self, module_id: int, owner: str, now: datetime, lease) -> str | None:
+        """Open the module's poll mark for `owner`: `"reconcile"` when it was found open (a
+        poll lost or cut short: reconcile first), `"poll"` when it was closed, None when
+        another owner holds it and its lease runs (another process is polling)."""
+        with self.atomic():
+            row = self._one(
+                "select poll_started, poll_owner, poll_lease from processingmodule where id = ?",
+                [module_id],
+            )
+            held = row["poll_started"] is not None
+            if held and row["poll_owner"] != owner and _when(row["poll_lease"]) > now:
+                return None
+            self.db.execute(
+                "update processingmodule set poll_started = ?, poll_owner = ?, poll_lease = ? "
+                "where id = ?",
+                [row["poll_started"] or stamp(now), owner, stamp(now + lease), module_id],
+            )
+        return "reconcile" if held else "poll"
+
+    def renew_poll(self, module_id: int, owner: str, now: datetime, lease) -> None:
+        self.db.execute(
+            "update processingmodule set poll_owner = ?, poll_lease = ? where id = ?",
+            [owner, stamp(now + lease), module_id],
+        )
+
+    def close_poll(self, module_id: int, events: list, now: datetime) -> int:
+        """Store a poll's events and close its mark, together; how many events were new."""
+        with self.atomic():
+            fresh = self._save_events(module_id, events, now)
+            self.db.execute(
+                "update processingmodule set poll_started = null, poll_owner = null, "
+                "poll_lease = null where id = ?",
+                [module_id],
+            )
+        return fresh
+
+    def poll_is_open(self, module_id: int) -> bool:
+        row = self._one("select poll_started from processingmodule where id = ?", [module_id])
+        return bool(row and row["poll_started"])
 
     # -- tariffs -----------------------------------------------------------------------------
 
-    def pricelist(self, intname: str) -> dict | None:
-        return self._one("select * from pricelist where intname = ?", [intname])
-
-    def pricelist_by_id(self, pricelist_id: int) -> dict | None:
-        return self._one("select * from pricelist where id = ?", [pricelist_id])
-
-    def pricelist_of_remote(self, module_id: int, remote_id: int) -> dict | None:
-        return self._one(
-            "select * from pricelist where processingmodule = ? and remote_id = ?",
-            [module_id, remote_id],
+    def _tariff(self, row: dict | None) -> Tariff | None:
+        if row is None:
+            return None
+        values = self._all(
+            "select param, intname from pricelist_paramvalue where pricelist = ? order by rowid",
+            [row["id"]],
+        )
+        return Tariff(
+            row["id"],
+            row["intname"],
+            row["name"],
+            row["itemtype"],
+            row["processingmodule"],
+            row["remote_id"],
+            row["currency"],
+            self.prices(row["id"]),
+            self.addons(row["id"]),
+            [v["intname"] for v in values if v["param"] == "ostempl"],
+            [v["intname"] for v in values if v["param"] == "recipe"],
         )
 
-    def add_pricelist(self, **row) -> int:
-        return self.db["pricelist"].insert(row).last_pk
+    def tariff(self, intname: str) -> Tariff | None:
+        return self._tariff(self._one("select * from pricelist where intname = ?", [intname]))
+
+    def tariff_by_id(self, pricelist_id: int) -> Tariff | None:
+        return self._tariff(self._one("select * from pricelist where id = ?", [pricelist_id]))
+
+    def tariff_of_remote(self, module_id: int, remote_id: int) -> Tariff | None:
+        return self._tariff(
+            self._one(
+                "select * from pricelist where processingmodule = ? and remote_id = ?",
+                [module_id, remote_id],
+            )
+        )
+
+    def tariffs(self) -> list[Tariff]:
+        return [self._tariff(r) for r in self._all("select * from pricelist order by id")]
+
+    def add_tariff(
+        self,
+        intname: str,
+        name: str,
+        itemtype: str,
+        module: int,
+        remote_id: int,
+        currency: str,
+    ) -> int:
+        return self.db.execute(
+            "insert into pricelist (intname, name, itemtype, processingmodule, remote_id, "
+            "currency) values (?, ?, ?, ?, ?, ?)",
+            [intname, name, itemtype, module, remote_id, currency],
+        ).lastrowid
 
     def prices(self, pricelist_id: int) -> dict[int, Decimal]:
         return {
@@ -356,14 +548,20 @@ class Store:
         }
 
     def set_prices(self, pricelist_id: int, prices: dict[int, Decimal]) -> None:
-        self.db["pricelist_price"].upsert_all(
-            [{"pricelist": pricelist_id, "period": p, "price": str(v)} for p, v in prices.items()],
-            pk=("pricelist", "period"),
+        self.db.conn.executemany(
+            "insert or replace into pricelist_price (pricelist, period, price) values (?, ?, ?)",
+            [(pricelist_id, p, str(v)) for p, v in prices.items()],
         )
 
     def addons(self, pricelist_id: int) -> dict[str, AddonSpec]:
+        rows = self._all("select * from addon where pricelist = ? order by id", [pricelist_id])
+        items = self._all(
+            "select e.* from enumerationitem e join addon a on e.addon = a.id "
+            "where a.pricelist = ? order by e.id",
+            [pricelist_id],
+        )
         specs = {}
-        for row in self._all("select * from addon where pricelist = ? order by id", [pricelist_id]):
+        for row in rows:
             spec = AddonSpec(
                 row["intname"],
                 row["type"],
@@ -374,43 +572,38 @@ class Store:
                 Decimal(row["price"] or "0"),
             )
             if row["type"] == "enumeration":
-                items = self._all(
-                    "select * from enumerationitem where addon = ? order by id", [row["id"]]
-                )
-                spec.items = {i["intname"]: Decimal(i["price"]) for i in items}
-                spec.item_ids = {i["intname"]: i["remote_id"] for i in items}
+                mine = [i for i in items if i["addon"] == row["id"]]
+                spec.items = {i["intname"]: Decimal(i["price"]) for i in mine}
+                spec.item_ids = {i["intname"]: i["remote_id"] for i in mine}
             specs[row["intname"]] = spec
         return specs
 
-    def addon_id(self, pricelist_id: int, intname: str) -> int | None:
+    def _addon_id(self, pricelist_id: int, intname: str) -> int | None:
         row = self._one(
             "select id from addon where pricelist = ? and intname = ?", [pricelist_id, intname]
         )
         return row["id"] if row else None
 
-    def add_addon(self, pricelist_id: int, spec: AddonSpec) -> int:
-        addon_id = (
-            self.db["addon"]
-            .insert(
-                {
-                    "pricelist": pricelist_id,
-                    "intname": spec.intname,
-                    "type": spec.type,
-                    "remote_id": spec.remote_id,
-                    "enabled": int(spec.enabled),
-                    "included": spec.included,
-                    "max": spec.max,
-                    "price": str(spec.price),
-                }
-            )
-            .last_pk
-        )
+    def add_addon(self, pricelist_id: int, spec: AddonSpec) -> None:
+        addon_id = self.db.execute(
+            "insert into addon (pricelist, intname, type, remote_id, enabled, included, max, "
+            "price) values (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                pricelist_id,
+                spec.intname,
+                spec.type,
+                spec.remote_id,
+                int(spec.enabled),
+                spec.included,
+                spec.max,
+                str(spec.price),
+            ],
+        ).lastrowid
         for name, price in (spec.items or {}).items():
-            self.add_enum_item(addon_id, name, (spec.item_ids or {})[name], price)
-        return addon_id
+            self._add_item(addon_id, name, (spec.item_ids or {})[name], price)
 
     def delete_addon(self, pricelist_id: int, intname: str) -> None:
-        addon_id = self.addon_id(pricelist_id, intname)
+        addon_id = self._addon_id(pricelist_id, intname)
         self.db.execute("delete from enumerationitem where addon = ?", [addon_id])
         self.db.execute("delete from addon where id = ?", [addon_id])
 
@@ -420,39 +613,41 @@ class Store:
             [str(price), pricelist_id, intname],
         )
 
-    def add_enum_item(self, addon_id: int, intname: str, remote_id: int, price: Decimal) -> None:
-        self.db["enumerationitem"].insert(
-            {"addon": addon_id, "intname": intname, "remote_id": remote_id, "price": str(price)}
-        )
-
-    def delete_enum_item(self, addon_id: int, intname: str) -> None:
+    def _add_item(self, addon_id: int, intname: str, remote_id: int, price: Decimal) -> None:
         self.db.execute(
-            "delete from enumerationitem where addon = ? and intname = ?", [addon_id, intname]
+            "insert into enumerationitem (addon, intname, remote_id, price) values (?, ?, ?, ?)",
+            [addon_id, intname, remote_id, str(price)],
         )
 
-    def set_enum_item_price(self, addon_id: int, intname: str, price: Decimal) -> None:
+    def add_enum_item(
+        self, pricelist_id: int, addon: str, intname: str, remote_id: int, price: Decimal
+    ) -> None:
+        self._add_item(self._addon_id(pricelist_id, addon), intname, remote_id, price)
+
+    def delete_enum_item(self, pricelist_id: int, addon: str, intname: str) -> None:
+        self.db.execute(
+            "delete from enumerationitem where addon = ? and intname = ?",
+            [self._addon_id(pricelist_id, addon), intname],
+        )
+
+    def set_enum_item_price(
+        self, pricelist_id: int, addon: str, intname: str, price: Decimal
+    ) -> None:
         self.db.execute(
             "update enumerationitem set price = ? where addon = ? and intname = ?",
-            [str(price), addon_id, intname],
+            [str(price), self._addon_id(pricelist_id, addon), intname],
         )
-
-    def tariff_values(self, pricelist_id: int, param: str) -> list[str]:
-        return [
-            r["intname"]
-            for r in self._all(
-                "select intname from pricelist_paramvalue where pricelist = ? and param = ? "
-                "order by rowid",
-                [pricelist_id, param],
-            )
-        ]
 
     def assign_value(self, module_id: int, pricelist_id: int, param: str, value: str) -> None:
         """Hold `value` under the module and assign it to the tariff."""
-        self.db["paramvalue"].insert(
-            {"processingmodule": module_id, "param": param, "intname": value}, ignore=True
+        self.db.execute(
+            "insert or ignore into paramvalue (processingmodule, param, intname) values (?, ?, ?)",
+            [module_id, param, value],
         )
-        self.db["pricelist_paramvalue"].insert(
-            {"pricelist": pricelist_id, "param": param, "intname": value}, ignore=True
+        self.db.execute(
+            "insert or ignore into pricelist_paramvalue (pricelist, param, intname) "
+            "values (?, ?, ?)",
+            [pricelist_id, param, value],
         )
 
     def unassign_value(self, pricelist_id: int, param: str, value: str) -> None:
@@ -461,19 +656,33 @@ class Store:
             [pricelist_id, param, value],
         )
 
+    def rename_addon_value(self, pricelist_id: int, addon: str, old: str, new: str) -> None:
+        """Store `new` wherever a service of the tariff holds `old` for the add-on."""
+        self.db.execute(
+            "update item_addon set value = ? where addon = ? and value = ? "
+            "and item in (select id from item where pricelist = ?)",
+            [new, addon, old, pricelist_id],
+        )
+
     # -- clients and money -------------------------------------------------------------------
 
     def add_client(self, name: str, balance: Decimal) -> int:
-        return self.db["account"].insert({"name": name, "balance": str(balance)}).last_pk
+        return self.db.execute(
+            "insert into account (name, balance) values (?, ?)", [name, str(balance)]
+        ).lastrowid
 
-    def client(self, name: str) -> dict | None:
-        return self._one("select * from account where name = ?", [name])
+    @staticmethod
+    def _client(row: dict | None) -> Client | None:
+        return Client(row["id"], row["name"], Decimal(row["balance"])) if row else None
 
-    def client_by_id(self, client_id: int) -> dict | None:
-        return self._one("select * from account where id = ?", [client_id])
+    def client(self, name: str) -> Client | None:
+        return self._client(self._one("select * from account where name = ?", [name]))
 
-    def clients(self) -> list[dict]:
-        return self._all("select * from account order by id")
+    def client_by_id(self, client_id: int) -> Client | None:
+        return self._client(self._one("select * from account where id = ?", [client_id]))
+
+    def clients(self) -> list[Client]:
+        return [self._client(r) for r in self._all("select * from account order by id")]
 
     def move_money(
         self,
@@ -485,57 +694,127 @@ class Store:
         operation: int | None = None,
     ) -> None:
         """Change a client's balance by `amount` (negative: a charge), with its expense row."""
-        balance = Decimal(self.client_by_id(client_id)["balance"]) + amount
-        self.db.execute("update account set balance = ? where id = ?", [str(balance), client_id])
-        self.db["expense"].insert(
-            {
-                "account": client_id,
-                "item": item,
-                "operation": operation,
-                "amount": str(amount),
-                "reason": reason,
-                "date": stamp(now),
-            }
-        )
+        with self.atomic():
+            balance = self.client_by_id(client_id).balance + amount
+            self.db.execute(
+                "update account set balance = ? where id = ?", [str(balance), client_id]
+            )
+            self.db.execute(
+                "insert into expense (account, item, operation, amount, reason, date) "
+                "values (?, ?, ?, ?, ?, ?)",
+                [client_id, item, operation, str(amount), reason, stamp(now)],
+            )
 
-    def expenses(self) -> list[dict]:
-        return self._all("select * from expense order by id")
+    def expenses(self, client_id: int | None = None) -> list[Expense]:
+        where, params = ("where account = ?", [client_id]) if client_id is not None else ("", [])
+        return [
+            Expense(
+                r["id"],
+                r["account"],
+                Decimal(r["amount"]),
+                r["reason"],
+                r["date"],
+                r["item"],
+                r["operation"],
+            )
+            for r in self._all(f"select * from expense {where} order by id", params)
+        ]
 
     # -- items -------------------------------------------------------------------------------
 
     def add_item(self, **row) -> int:
-        return self.db["item"].insert(row).last_pk
+        row["autoprolong"] = int(bool(row.get("autoprolong")))
+        columns = ", ".join(row)
+        marks = ", ".join("?" for _ in row)
+        return self.db.execute(
+            f"insert into item ({columns}) values ({marks})", list(row.values())
+        ).lastrowid
 
-    def item(self, item_id: int) -> dict | None:
-        return self._one("select * from item where id = ?", [item_id])
+    def _items(self, rows: list[dict]) -> list[Item]:
+        """Items with their add-ons, params and IPs, read in one query each for all of them."""
+        if not rows:
+            return []
+        ids = [r["id"] for r in rows]
+        marks = ", ".join("?" for _ in ids)
+        addons: dict[int, dict] = {i: {} for i in ids}
+        params: dict[int, dict] = {i: {} for i in ids}
+        ips: dict[int, list] = {i: [] for i in ids}
+        for r in self._all(f"select * from item_addon where item in ({marks})", ids):
+            addons[r["item"]][r["addon"]] = r["value"]
+        for r in self._all(f"select * from item_param where item in ({marks})", ids):
+            params[r["item"]][r["name"]] = r["value"]
+        for r in self._all(f"select * from item_ip where item in ({marks}) order by rowid", ids):
+            ips[r["item"]].append(r["ip"])
+        return [
+            Item(
+                r["id"],
+                r["account"],
+                r["pricelist"],
+                r["itemtype"],
+                r["processingmodule"],
+                r["remote_module"],
+                r["period"],
+                r["status"],
+                r["remote_id"],
+                r["expiredate"],
+                bool(r["autoprolong"]),
+                r["createdate"],
+                addons[r["id"]],
+                params[r["id"]],
+                ips[r["id"]],
+            )
+            for r in rows
+        ]
 
-    def items(self, remote_module: int | None = None) -> list[dict]:
+    def item(self, item_id: int) -> Item | None:
+        found = self._items(self._all("select * from item where id = ?", [item_id]))
+        return found[0] if found else None
+
+    def items(self, remote_module: int | None = None) -> list[Item]:
         if remote_module is None:
-            return self._all("select * from item order by id")
-        return self._all("select * from item where remote_module = ? order by id", [remote_module])
+            return self._items(self._all("select * from item order by id"))
+        return self._items(
+            self._all("select * from item where remote_module = ? order by id", [remote_module])
+        )
 
-    def expiring_autoprolong(self, until: str) -> list[dict]:
+    def items_of_tariff(self, pricelist_id: int) -> list[Item]:
+        return self._items(
+            self._all("select * from item where pricelist = ? order by id", [pricelist_id])
+        )
+
+    def expiring_autoprolong(self, until: str) -> list[Item]:
         """Linked autoprolong services, active or suspended, that expire by `until`."""
-        return self._all(
-            "select * from item where autoprolong = 1 and status in (2, 3) and "
-            "remote_id is not null and expiredate <= ? order by id",
-            [until],
+        return self._items(
+            self._all(
+                "select * from item where autoprolong = 1 and status in (2, 3) and "
+                "remote_id is not null and expiredate <= ? order by id",
+                [until],
+            )
         )
 
-    def item_of_remote(self, module_id: int, remote_id: int) -> dict | None:
-        return self._one(
-            "select * from item where remote_module = ? and remote_id = ?", [module_id, remote_id]
+    def next_autoprolong_expiry(self, after: str) -> str | None:
+        """The earliest expiry after `after` of a linked autoprolong service still running."""
+        row = self._one(
+            "select min(expiredate) as expiry from item where autoprolong = 1 and status in "
+            "(2, 3) and remote_id is not null and expiredate > ?",
+            [after],
         )
+        return row["expiry"] if row else None
+
+    def item_of_remote(self, module_id: int, remote_id: int) -> Item | None:
+        found = self._items(
+            self._all(
+                "select * from item where remote_module = ? and remote_id = ?",
+                [module_id, remote_id],
+            )
+        )
+        return found[0] if found else None
 
     def update_item(self, item_id: int, **fields) -> None:
+        if "autoprolong" in fields:
+            fields["autoprolong"] = int(bool(fields["autoprolong"]))
         sets = ", ".join(f"{k} = ?" for k in fields)
         self.db.execute(f"update item set {sets} where id = ?", [*fields.values(), item_id])
-
-    def item_addons(self, item_id: int) -> dict[str, str]:
-        return {
-            r["addon"]: r["value"]
-            for r in self._all("select addon, value from item_addon where item = ?", [item_id])
-        }
 
     def set_item_addon(self, item_id: int, addon: str, value: str) -> None:
         self.db.execute(
@@ -543,31 +822,11 @@ class Store:
             [item_id, addon, value],
         )
 
-    def rename_addon_value(self, pricelist_id: int, addon: str, old: str, new: str) -> None:
-        """Store `new` wherever a service of the tariff holds `old` for the add-on."""
-        self.db.execute(
-            "update item_addon set value = ? where addon = ? and value = ? "
-            "and item in (select id from item where pricelist = ?)",
-            [new, addon, old, pricelist_id],
-        )
-
-    def item_params(self, item_id: int) -> dict[str, str]:
-        return {
-            r["name"]: r["value"]
-            for r in self._all("select name, value from item_param where item = ?", [item_id])
-        }
-
     def set_item_param(self, item_id: int, name: str, value: str) -> None:
         self.db.execute(
             "insert or replace into item_param (item, name, value) values (?, ?, ?)",
             [item_id, name, value],
         )
-
-    def item_ips(self, item_id: int) -> list[str]:
-        return [
-            r["ip"]
-            for r in self._all("select ip from item_ip where item = ? order by rowid", [item_id])
-        ]
 
     def add_ip(self, item_id: int, ip: str) -> None:
         self.db.execute("insert or ignore into item_ip (item, ip) values (?, ?)", [item_id, ip])
@@ -576,102 +835,152 @@ class Store:
         self.db.execute("delete from item_ip where item = ? and ip = ?", [item_id, ip])
 
     def set_ips(self, item_id: int, ips: list[str]) -> None:
-        self.db.execute("delete from item_ip where item = ?", [item_id])
-        for ip in ips:
-            self.add_ip(item_id, ip)
+        with self.atomic():
+            self.db.execute("delete from item_ip where item = ?", [item_id])
+            for ip in ips:
+                self.add_ip(item_id, ip)
 
-    def items_with_ip(self, ip: str) -> list[int]:
-        return [r["item"] for r in self._all("select item from item_ip where ip = ?", [ip])]
-
-    def items_with_param(self, name: str, value: str) -> list[int]:
-        return [
-            r["item"]
-            for r in self._all(
-                "select item from item_param where name = ? and value = ?", [name, value]
-            )
-        ]
+    def items_sharing(self, identities: set[tuple[str, str]]) -> list[Item]:
+        """Services not deleted that have one of `identities` (see `model.identities`)."""
+        ids: set[int] = set()
+        for kind, value in identities:
+            if kind == "IP":
+                rows = self._all("select item from item_ip where ip = ?", [value])
+            elif kind == "username":
+                rows = self._all(
+                    "select item from item_param where name = 'username' and value = ?", [value]
+                )
+            else:
+                rows = self._all("select item from item_param where name = 'licname'")
+            ids.update(r["item"] for r in rows)
+        found = [self.item(i) for i in sorted(ids)]
+        return [i for i in found if i.status != 4 and identities & i.identities()]
 
     # -- running operations and tasks --------------------------------------------------------
 
     def add_operation(self, item_id: int, kind: str, params: dict, now: datetime) -> int:
-        return (
-            self.db["runningoperation"]
-            .insert(
-                {
-                    "item": item_id,
-                    "kind": kind,
-                    "state": "running",
-                    "params": json.dumps(params),
-                    "attempts": 0,
-                    "failures": 0,
-                    "next_try": stamp(now),
-                    "accepted": 0,
-                    "created": stamp(now),
-                    "updated": stamp(now),
-                }
-            )
-            .last_pk
+        return self.db.execute(
+            "insert into runningoperation (item, kind, state, outcome, params, attempts, "
+            "failures, next_try, created, updated) values (?, ?, ?, ?, ?, 0, 0, ?, ?, ?)",
+            [
+                item_id,
+                kind,
+                RUNNING,
+                NOTHING,
+                json.dumps(params),
+                stamp(now),
+                stamp(now),
+                stamp(now),
+            ],
+        ).lastrowid
+
+    @staticmethod
+    def _operation(row: dict | None) -> Operation | None:
+        if row is None:
+            return None
+        return Operation(
+            id=row["id"],
+            item=row["item"],
+            kind=row["kind"],
+            state=row["state"],
+            outcome=row["outcome"] or NOTHING,
+            params=json.loads(row["params"]),
+            attempts=row["attempts"],
+            failures=row["failures"],
+            first_failure=_when(row["first_failure"]),
+            next_try=_when(row["next_try"]),
+            error_type=row["error_type"],
+            error_msg=row["error_msg"],
+            owner=row["owner"],
+            lease_until=_when(row["lease_until"]),
+            created=_when(row["created"]),
+            updated=_when(row["updated"]),
         )
 
-    def operation(self, operation_id: int) -> dict | None:
-        row = self._one("select * from runningoperation where id = ?", [operation_id])
-        if row:
-            row["params"] = json.loads(row["params"])
-        return row
+    def operation(self, operation_id: int) -> Operation | None:
+        return self._operation(
+            self._one("select * from runningoperation where id = ?", [operation_id])
+        )
 
-    def operations(self, item_id: int | None = None) -> list[dict]:
+    def operations(self, item_id: int | None = None) -> list[Operation]:
         where, params = ("where item = ?", [item_id]) if item_id is not None else ("", [])
-        rows = self._all(f"select * from runningoperation {where} order by id", params)
-        for row in rows:
-            row["params"] = json.loads(row["params"])
-        return rows
-
-    def latest_operation(self, item_id: int) -> dict | None:
-        row = self._one(
-            "select id from runningoperation where item = ? order by id desc limit 1", [item_id]
-        )
-        return self.operation(row["id"]) if row else None
-
-    def due_operations(self, now: datetime) -> list[int]:
         return [
-            r["id"]
+            self._operation(r)
+            for r in self._all(f"select * from runningoperation {where} order by id", params)
+        ]
+
+    def latest_operation(self, item_id: int) -> Operation | None:
+        return self._operation(
+            self._one(
+                "select * from runningoperation where item = ? order by id desc limit 1", [item_id]
+            )
+        )
+
+    def earlier_running(self, operation: Operation) -> list[Operation]:
+        """Operations on the same service, asked for before this one, still running."""
+        return [
+            self._operation(r)
             for r in self._all(
-                "select id from runningoperation where state = 'running' and next_try <= ? "
-                "order by next_try, id",
-                [stamp(now)],
+                "select * from runningoperation where item = ? and id < ? and state = ? "
+                "order by id",
+                [operation.item, operation.id, RUNNING],
             )
         ]
 
-    def next_retry(self) -> datetime | None:
-        row = self._one("select min(next_try) as t from runningoperation where state = 'running'")
-        return datetime.fromisoformat(row["t"]) if row and row["t"] else None
+    def save_operation(self, operation: Operation, owner: str | None = None) -> bool:
+        """Write an operation after a transition. With `owner`, only while that owner still
+        holds its claim (an event or another process may have settled it meanwhile); whether
+        it was written."""
+        values = {
+            "state": operation.state,
+            "outcome": operation.outcome,
+            "params": json.dumps(operation.params),
+            "attempts": operation.attempts,
+            "failures": operation.failures,
+            "first_failure": stamp(operation.first_failure),
+            "next_try": stamp(operation.next_try),
+            "error_type": operation.error_type,
+            "error_msg": operation.error_msg,
+            "owner": operation.owner,
+            "lease_until": stamp(operation.lease_until),
+            "updated": stamp(operation.updated),
+        }
+        sets = ", ".join(f"{k} = ?" for k in values)
+        sql = f"update runningoperation set {sets} where id = ?"
+        params = [*values.values(), operation.id]
+        if owner is not None:
+            sql += " and owner = ? and state = ?"
+            params += [owner, RUNNING]
+        return self.db.execute(sql, params).rowcount == 1
 
-    def pending_operation(self, item_id: int, kind: str) -> dict | None:
-        """The item's latest operation of `kind` still waiting for the seller's confirmation."""
+    def due_operations(self, now: datetime) -> list[int]:
+        """Running operations an attempt may start on now, by when they fell due."""
+        rows = self._all(
+            "select id, next_try, owner, lease_until from runningoperation where state = ? "
+            "and (next_try <= ? or (owner is not null and lease_until <= ?)) "
+            "order by next_try, id",
+            [RUNNING, stamp(now), stamp(now)],
+        )
+        return [
+            r["id"]
+            for r in rows
+            if (r["next_try"] or "") <= stamp(now)
+            and (r["owner"] is None or (r["lease_until"] or "") <= stamp(now))
+        ]
+
+    def next_due(self) -> datetime | None:
+        """When an attempt may next start on any running operation."""
         row = self._one(
-            "select id from runningoperation where item = ? and kind = ? and state "
-            "in ('running', 'manual') order by id desc limit 1",
-            [item_id, kind],
+            "select min(case when owner is not null and lease_until > next_try then lease_until "
+            "else next_try end) as t from runningoperation where state = ?",
+            [RUNNING],
         )
-        return self.operation(row["id"]) if row else None
-
-    def update_operation(self, operation_id: int, now: datetime, **fields) -> None:
-        if "params" in fields:
-            fields["params"] = json.dumps(fields["params"])
-        fields["updated"] = stamp(now)
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        self.db.execute(
-            f"update runningoperation set {sets} where id = ?", [*fields.values(), operation_id]
-        )
+        return _when(row["t"]) if row else None
 
     def add_task(self, operation_id: int, type: str, now: datetime) -> None:
-        self.db["task"].insert(
-            {
-                "runningoperation": operation_id,
-                "type": type,
-                "status": "open",
-                "created": stamp(now),
-            }
+        self.db.execute(
+            "insert into task (runningoperation, type, status, created) values (?, ?, 'open', ?)",
+            [operation_id, type, stamp(now)],
         )
 
     def close_tasks(self, operation_id: int, now: datetime) -> None:
@@ -681,13 +990,16 @@ class Store:
             [stamp(now), operation_id],
         )
 
+    def tasks(self) -> list[dict]:
+        return self._all("select * from task order by id")
+
     # -- events ------------------------------------------------------------------------------
 
-    def save_events(self, module_id: int, events: list, now: datetime) -> int:
-        """Write fetched events to `itemevent` in one transaction, dropping ones seen before."""
+    def _save_events(self, module_id: int, events: list, now: datetime) -> int:
+        """Write fetched events to `itemevent`, dropping ones seen before; how many were new."""
         if not events:  # most polls: nothing to compare or write
             return 0
-        module = self.module_by_id(module_id)
+        last = self._one("select last_event_id from processingmodule where id = ?", [module_id])
         seen = {
             r["event_id"]
             for r in self._all(
@@ -696,7 +1008,7 @@ class Store:
         }
         fresh, ids, fetched = [], set(), stamp(now)
         for e in events:
-            if e.id <= module["last_event_id"] or e.id in seen or e.id in ids:
+            if e.id <= (last["last_event_id"] or 0) or e.id in seen or e.id in ids:
                 continue
             ids.add(e.id)
             fresh.append(
@@ -715,25 +1027,42 @@ class Store:
                     0,
                 )
             )
-        if fresh:  # raw SQL: sqlite-utils' insert_all costs more than the rest of a poll's work
-            with self.atomic():
-                self.db.conn.executemany(
-                    "insert into itemevent (processingmodule, event_id, type, remote_item, "
-                    "remoteid, status, expiredate, name, value, ips, fetched, unmatched) "
-                    "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    fresh,
-                )
+        self.db.conn.executemany(
+            "insert into itemevent (processingmodule, event_id, type, remote_item, "
+            "remoteid, status, expiredate, name, value, ips, fetched, unmatched) "
+            "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            fresh,
+        )
         return len(fresh)
 
-    def pending_events(self, module_id: int) -> list[dict]:
-        rows = self._all(
-            "select * from itemevent where processingmodule = ? order by event_id", [module_id]
+    @staticmethod
+    def _event(row: dict) -> StoredEvent:
+        return StoredEvent(
+            row["id"],
+            row["processingmodule"],
+            row["event_id"],
+            row["type"],
+            row["remote_item"],
+            row["remoteid"] or "",
+            row["status"],
+            row["expiredate"],
+            row["name"] or "",
+            row["value"] or "",
+            json.loads(row["ips"] or "[]"),
+            row["fetched"],
         )
-        for row in rows:
-            row["ips"] = json.loads(row["ips"] or "[]")
-        return rows
 
-    def finish_events(self, applied: list[tuple[dict, int | None]], now: datetime) -> None:
+    def pending_events(self, module_id: int) -> list[StoredEvent]:
+        """Stored events of the module not yet applied, in the seller's id order."""
+        return [
+            self._event(r)
+            for r in self._all(
+                "select * from itemevent where processingmodule = ? order by event_id",
+                [module_id],
+            )
+        ]
+
+    def finish_events(self, applied: list[tuple[StoredEvent, int]], now: datetime) -> None:
         """Delete applied events, remember each was applied to its item, move the high-water mark.
 
         One statement each for all of them: a poll may bring thousands.
@@ -741,32 +1070,39 @@ class Store:
         if not applied:
             return
         when = stamp(now)
-        self.db.conn.executemany(
-            "delete from itemevent where id = ?", [(row["id"],) for row, _ in applied]
-        )
-        self.db.conn.executemany(
-            "insert into itemevent_applied (processingmodule, event_id, item, applied)"
-            " values (?, ?, ?, ?)",
-            [(row["processingmodule"], row["event_id"], item, when) for row, item in applied],
-        )
-        highest: dict[int, int] = {}
-        for row, _ in applied:
-            module = row["processingmodule"]
-            highest[module] = max(highest.get(module, row["event_id"]), row["event_id"])
-        for module, event_id in highest.items():
-            self.db.execute(
-                "update processingmodule set last_event_id = max(last_event_id, ?) where id = ?",
-                [event_id, module],
+        with self.atomic():
+            self.db.conn.executemany(
+                "delete from itemevent where id = ?", [(event.id,) for event, _ in applied]
             )
+            self.db.conn.executemany(
+                "insert into itemevent_applied (processingmodule, event_id, item, applied)"
+                " values (?, ?, ?, ?)",
+                [(event.module, event.event_id, item, when) for event, item in applied],
+            )
+            highest: dict[int, int] = {}
+            for event, _ in applied:
+                highest[event.module] = max(highest.get(event.module, 0), event.event_id)
+            for module, event_id in highest.items():
+                self.db.execute(
+                    "update processingmodule set last_event_id = max(last_event_id, ?) "
+                    "where id = ?",
+                    [event_id, module],
+                )
 
     def mark_unmatched(self, row_id: int) -> None:
         self.db.execute("update itemevent set unmatched = 1 where id = ?", [row_id])
 
-    def unmatched_events(self) -> list[dict]:
-        return self._all("select * from itemevent where unmatched = 1 order by event_id")
+    def unmatched_events(self) -> list[StoredEvent]:
+        return [
+            self._event(r)
+            for r in self._all("select * from itemevent where unmatched = 1 order by event_id")
+        ]
 
-    def applied_events(self) -> list[dict]:
-        return self._all("select * from itemevent_applied order by id")
+    def applied_events(self) -> list[AppliedEvent]:
+        return [
+            AppliedEvent(r["processingmodule"], r["event_id"], r["item"], r["applied"])
+            for r in self._all("select * from itemevent_applied order by id")
+        ]
 
     # -- service import ----------------------------------------------------------------------
 
@@ -775,26 +1111,38 @@ class Store:
     ) -> int:
         """Record a finished listing task and replace the module's listed services of the type."""
         with self.atomic():
-            task = (
-                self.db["importtask"]
-                .insert(
-                    {
-                        "processingmodule": module_id,
-                        "itemtype": itemtype,
-                        "mask": mask,
-                        "status": "done",
-                        "created": stamp(now),
-                        "finished": stamp(now),
-                    }
-                )
-                .last_pk
-            )
+            task = self.db.execute(
+                "insert into importtask (processingmodule, itemtype, mask, status, created, "
+                "finished) values (?, ?, ?, 'done', ?, ?)",
+                [module_id, itemtype, mask, stamp(now), stamp(now)],
+            ).lastrowid
             self.db.execute(
                 "delete from importservice where processingmodule = ? and itemtype = ?",
                 [module_id, itemtype],
             )
-            self.db["importservice"].insert_all([{**r, "importtask": task} for r in rows])
+            self.db.conn.executemany(
+                "insert into importservice (importtask, processingmodule, remote_id, itemtype, "
+                "name, remote_pricelist, status, expiredate, ips, params) "
+                "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        task,
+                        r["processingmodule"],
+                        r["remote_id"],
+                        r["itemtype"],
+                        r["name"],
+                        r["remote_pricelist"],
+                        r["status"],
+                        r["expiredate"],
+                        r["ips"],
+                        r["params"],
+                    )
+                    for r in rows
+                ],
+            )
         return task
 
-    def listed_services(self, remote_id: int) -> list[dict]:
+    def listed_services(self, remote_id: int | None = None) -> list[dict]:
+        if remote_id is None:
+            return self._all("select * from importservice order by id")
         return self._all("select * from importservice where remote_id = ?", [remote_id])

@@ -11,16 +11,21 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from scenarios.runner import Result, run_file
-from scenarios.spec import ScenarioError, load_document
+from scenarios.spec import ScenarioError, is_fragment, load_document
 
 
 def collect(paths: list[str]) -> list[str]:
-    """Every `.yaml`/`.yml` file named or found (recursively) in a named folder, in order."""
+    """Every `.yaml`/`.yml` file named, or found (recursively) in a named folder, in order.
+
+    In a folder, YAML that is not a scenario is left alone: a fragment other files `include`
+    (a mapping with neither `name` nor `steps`). A file named on its own always runs.
+    """
     files: list[str] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
-            files += sorted(str(p) for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+            found = sorted(p for p in path.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+            files += [str(p) for p in found if not is_fragment(p)]
         elif path.exists():
             files.append(str(path))
         else:

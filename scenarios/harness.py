@@ -8,19 +8,18 @@ clock and staff through the control API, exactly as a user would (in-process, th
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
 from decimal import Decimal
 
 import requests
-import waitress
 
 from reseller.client import SellerClient
-from reseller.domain import PeriodRule
 from reseller.engine import Engine
+from reseller.model import PeriodRule
 from reseller.store import Store
 from simulator.app import create_app
 from simulator.model import SellerError
+from simulator.server import LocalServer
 from simulator.transport import in_process_client
 from simulator.world import seller_from_world
 
@@ -38,6 +37,82 @@ class SellerRefused(StepFailure):
     def __init__(self, type: str, message: str):
         super().__init__(f"the seller refused: {type}: {message}")
         self.type, self.message = type, message
+
+
+CRASH_POINTS = ("before_send", "after_send", "after_read")
+
+
+class EngineDied(BaseException):
+    """The engine's process dying at a step's crash point: nothing after it runs or commits."""
+
+
+def changes_seller_state(params: dict) -> bool:
+    """Whether a BILLmanager call changes the seller's state (an order, a change, ...)."""
+    func = str(params.get("func", ""))
+    action = func.rpartition(".")[2]
+    if action in ("suspend", "resume", "delete"):
+        return True
+    return bool(params.get("sok")) and func != "auth"
+
+
+def reads_services_or_events(params: dict) -> bool:
+    """Whether a call reads the event feed or the seller's services (a list or one's form)."""
+    func = str(params.get("func", ""))
+    kind, _, action = func.partition(".")
+    return func == "itemevent" or (
+        kind in ("vds", "dedic", "vhost", "soft")
+        and action in ("", "edit")
+        and not params.get("sok")
+    )
+
+
+class CrashWatch:
+    """The engine's HTTP session, able to kill the engine at a step's crash point.
+
+    `before_send` dies before the step's first call that changes the seller's state goes out
+    (its first call of any kind, `auth` aside, for a step that changes none), `after_send`
+    right after that call's reply came and before the engine saw it, `after_read` right after
+    the step's first read of the event feed or of services.
+    """
+
+    def __init__(self, session):
+        self.session = session
+        self.point: str | None = None
+        self.any_call = False
+        self.hit = False
+
+    def arm(self, point: str, any_call: bool) -> None:
+        self.point, self.any_call, self.hit = point, any_call, False
+
+    def disarm(self) -> bool:
+        """Stop watching; whether the armed point was reached."""
+        hit = self.hit or self.point is None
+        self.point = None
+        return hit
+
+    def post(self, url, data=None, **kwargs):
+        params = data if isinstance(data, dict) else {}
+        point = self.point if not self.hit and params.get("func") != "auth" else None
+        if point in ("before_send", "after_send"):
+            if self.any_call or changes_seller_state(params):
+                self.hit = True
+                if point == "before_send":
+                    raise EngineDied(point)
+                self._send_and_die(point, url, data, kwargs)
+        if point == "after_read" and reads_services_or_events(params):
+            self.hit = True
+            self._send_and_die(point, url, data, kwargs)
+        return self.session.post(url, data=data, **kwargs)
+
+    def _send_and_die(self, point: str, url, data, kwargs):
+        try:
+            self.session.post(url, data=data, **kwargs)
+        except Exception:  # a fault's lost reply or timeout: dead either way
+            pass
+        raise EngineDied(point)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
 
 
 class ControlClient:
@@ -69,23 +144,6 @@ class ControlClient:
         return self._reply(self.http.delete(self.base + path, timeout=30))
 
 
-class SocketServer:
-    """The simulator app served by waitress on a free local port, in a background thread."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Close the server in its own thread (closing from here races its select loop)."""
-        # A reply still in the works (a `slow` fault sleeps) would pull a closed trigger.
-        self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(self.server.close)
-        self.thread.join(timeout=5)
-
-
 class Harness:
     """The seller, the engine and the clock of one scenario run."""
 
@@ -104,7 +162,7 @@ class Harness:
         self.app = create_app(seller_from_world(seller_world, start, seed))
         self.server = None
         if http:
-            self.server = SocketServer(self.app)
+            self.server = LocalServer(self.app)
             self.url, self.session = self.server.url, requests.Session()
             self.session.trust_env = False
             timeout = 1.0
@@ -113,8 +171,11 @@ class Harness:
             self.url, self.session = IN_PROCESS_URL, in_process_client(self.app)
         self.control = ControlClient(self.session, self.url)
         self.timeout = timeout
+        self.db_path = db_path
+        self.watch = CrashWatch(self.session)
         self.store = Store(db_path)
         self.engine = Engine(self.store, self.open_client)
+        self.crashes = 0
         self.initial_seller_balances = {
             login: Decimal(str((spec or {}).get("balance", 0)))
             for login, spec in (seller_world.get("accounts") or {}).items()
@@ -128,7 +189,17 @@ class Harness:
         self.configure(reseller)
 
     def open_client(self, url: str, login: str, password: str) -> SellerClient:
-        return SellerClient(url, login, password, self.session, timeout=self.timeout)
+        return SellerClient(url, login, password, self.watch, timeout=self.timeout)
+
+    def restart_engine(self) -> None:
+        """A new engine process on the same database, as after the old one died: its caches
+        and sessions are gone, and whatever it had not committed with them."""
+        if self.db_path is None:
+            raise StepFailure("a crash needs the engine's database in a file (none was given)")
+        self.store.close()
+        self.store = Store(self.db_path)
+        self.engine = Engine(self.store, self.open_client)
+        self.crashes += 1
 
     def configure(self, reseller: dict) -> None:
         self.engine.configure(
@@ -157,6 +228,7 @@ class Harness:
 
     def close(self) -> None:
         # The session's keep-alive connections first: the server's loop ends only once they do.
+        self.store.close()
         self.session.close()
         if self.server:
             self.server.close()
@@ -229,9 +301,9 @@ class Harness:
             return self.remotes[str(alias)]
         if str(alias) in self.services:
             item = self.store.item(self.services[str(alias)])
-            if item["remote_id"] is None:
+            if item.remote_id is None:
                 raise StepFailure(f"service {alias!r} is not linked to a seller service yet")
-            return item["remote_id"]
+            return item.remote_id
         if isinstance(alias, int) or str(alias).isdigit():
             return int(alias)
         raise StepFailure(f"no service named {alias!r}")

@@ -6,6 +6,8 @@ written out as a concrete scenario file that reproduces it.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
@@ -16,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import seed as hypothesis_seed
 from hypothesis import strategies as st
 
-from reseller.domain import OPEN, STATUS_NAMES
 from reseller.errors import ResellerError
+from reseller.model import OPEN
 from scenarios import invariants
-from scenarios.harness import Harness, SellerRefused, StepFailure
+from scenarios.harness import EngineDied, Harness, SellerRefused, StepFailure
 from scenarios.spec import Scenario, ScenarioError, Step, build, concrete, generated, load_document
 from simulator.world import parse_duration
 
@@ -88,15 +90,14 @@ def compare_whole(what: str, key: str, expected: dict, actual: dict) -> None:
 
 def service_view(h: Harness, alias) -> dict:
     item = h.store.item(h.item(alias))
-    pricelist = h.store.pricelist_by_id(item["pricelist"])
     return {
-        "status": STATUS_NAMES[item["status"]],
-        "expires": item["expiredate"],
-        "period": item["period"],
-        "tariff": pricelist["intname"],
-        "addons": h.store.item_addons(item["id"]),
-        "params": h.store.item_params(item["id"]),
-        "ips": len(h.store.item_ips(item["id"])),
+        "status": item.status_name,
+        "expires": item.expiredate,
+        "period": item.period,
+        "tariff": h.store.tariff_by_id(item.pricelist).intname,
+        "addons": item.addons,
+        "params": item.params,
+        "ips": len(item.ips),
     }
 
 
@@ -115,24 +116,24 @@ def operation_view(h: Harness, alias) -> dict:
     if operation is None:
         raise StepFailure(f"service {alias!r} has no operation")
     return {
-        "state": operation["state"],
-        "error": operation["error_type"],
-        "kind": operation["kind"],
-        "message": operation["error_msg"],
+        "state": operation.state,
+        "error": operation.error_type,
+        "kind": operation.kind,
+        "message": operation.error_msg,
     }
 
 
 def tariff_view(h: Harness, intname: str) -> dict:
-    pricelist = h.engine.tariff(intname)
-    specs = h.store.addons(pricelist["id"])
+    plan = h.engine.tariff(intname)
+    specs = plan.addons
     return {
-        "prices": {p: str(v) for p, v in h.store.prices(pricelist["id"]).items()},
+        "prices": {p: str(v) for p, v in plan.prices.items()},
         "addons": {n: "enabled" if s.enabled else "disabled" for n, s in specs.items()},
         "enumeration": {
             n: list(s.items or {}) for n, s in specs.items() if s.type == "enumeration"
         },
-        "ostempl": h.store.tariff_values(pricelist["id"], "ostempl"),
-        "recipes": h.store.tariff_values(pricelist["id"], "recipe"),
+        "ostempl": plan.ostempl,
+        "recipes": plan.recipes,
         "addon_prices": {
             n: (
                 {i: str(p) for i, p in s.items.items()} if s.type == "enumeration" else str(s.price)
@@ -180,7 +181,7 @@ def expect(h: Harness, arg: dict) -> None:
             {"equals": balance},
         )
     elif "client_balance" in arg:
-        balance = h.engine.client(str(arg["client_balance"]))["balance"]
+        balance = str(h.engine.client(str(arg["client_balance"])).balance)
         compare(
             f"client balance of {arg['client_balance']}",
             {"equals": arg["equals"]},
@@ -235,6 +236,8 @@ def order(h: Harness, arg: dict, step: Step) -> None:
         domain_name=arg.get("domain"),
         addons=arg.get("addons") or {},
         autoprolong=bool(arg.get("autoprolong", False)),
+        ip=arg.get("ip"),
+        licname=arg.get("licname"),
     )
     if step.name:
         h.services[step.name] = item
@@ -288,19 +291,11 @@ NAMING_ACTIONS = {"order": order, "assign": assign, "seller.create_service": cre
 
 
 def state_digest(h: Harness) -> tuple:
-    """Everything a refused step must leave as it was: the engine's tables and the seller."""
-    tables = tuple(
-        (
-            name,
-            tuple(
-                map(tuple, h.store.db.execute(f"select * from [{name}] order by rowid").fetchall())
-            ),
-        )
-        for name in h.store.db.table_names()
-    )
+    """Everything a refused step must leave as it was: the engine's tables (its own
+    bookkeeping aside: claims, the poll's mark) and the seller."""
     seller = h.seller
     return (
-        tables,
+        h.store.digest(),
         tuple((a.login, a.balance) for a in seller.accounts.values()),
         tuple(
             (s.id, s.status, s.expires, tuple(s.ips), tuple(s.addons.items()))
@@ -310,6 +305,18 @@ def state_digest(h: Harness) -> tuple:
     )
 
 
+# Steps that change nothing at the seller: their crash points hit their first call.
+READ_ONLY_STEPS = {
+    "connect",
+    "import",
+    "sync",
+    "checkevent",
+    "import_services",
+    "assign",
+    "reconcile",
+}
+
+
 def run_step(h: Harness, step: Step) -> None:
     action = NAMING_ACTIONS.get(step.action)
     run = (
@@ -317,6 +324,9 @@ def run_step(h: Harness, step: Step) -> None:
         if action
         else (lambda: ACTIONS[step.action](h, step.arg))
     )
+    if step.crash is not None:
+        run_crashing(h, step, run)
+        return
     if step.fails is None:
         try:
             run()
@@ -337,6 +347,34 @@ def run_step(h: Harness, step: Step) -> None:
     raise StepFailure(f"expected to fail with {step.fails}, but it succeeded")
 
 
+def run_crashing(h: Harness, step: Step, run) -> None:
+    """Run a step whose engine dies at its crash point; a new engine takes over the database
+    (and carries on a `wait` to its end). Never fails for the crash itself."""
+    h.watch.arm(step.crash, any_call=step.action in READ_ONLY_STEPS)
+    target = h.now + parse_duration(step.arg) if step.action == "wait" else None
+    known = {item.id for item in h.store.items()}
+    try:
+        run()
+    except EngineDied:
+        h.watch.disarm()
+        h.restart_engine()
+        created = [item.id for item in h.store.items() if item.id not in known]
+        if step.name and created and step.action in ("order", "assign"):
+            h.services[step.name] = created[-1]  # what it had committed before it died
+        if target is not None:
+            h.advance(target)
+        return
+    except ResellerError:
+        pass  # refused before it reached the point: the engine did not die
+    finally:
+        reached = h.watch.disarm()
+    if not reached:
+        what = "call" if step.action in READ_ONLY_STEPS else "call that changes the seller's state"
+        if step.crash == "after_read":
+            what = "read of the event feed or of services"
+        raise StepFailure(f"crash point {step.crash} never reached: the step made no {what}")
+
+
 def check_invariants(h: Harness, names: list[str], final: bool) -> None:
     for name in names:
         if name in invariants.FINAL_ONLY and not final:
@@ -348,8 +386,10 @@ def check_invariants(h: Harness, names: list[str], final: bool) -> None:
 
 def execute(scenario: Scenario, http: bool = False) -> None:
     """Run a concrete scenario once; raise `StepFailure` naming the step that failed."""
+    folder = tempfile.mkdtemp(prefix="scenario-") if scenario.crashes else None
+    db_path = str(Path(folder) / "reseller.db") if folder else None
     try:
-        h = Harness(scenario.seller, scenario.reseller, scenario.start, http=http)
+        h = Harness(scenario.seller, scenario.reseller, scenario.start, http=http, db_path=db_path)
     except ResellerError as error:
         raise StepFailure(f"{scenario.path}: setup: {error.type}: {error.message}") from None
     try:
@@ -369,6 +409,8 @@ def execute(scenario: Scenario, http: bool = False) -> None:
             raise StepFailure(f"{scenario.path}: at the end: {failure}") from None
     finally:
         h.close()
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def strategy(spec):

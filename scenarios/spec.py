@@ -20,7 +20,28 @@ from simulator.faults import Faults
 from simulator.world import WorldError, parse_duration, parse_time, seller_from_world
 
 DEFAULT_START = "2026-01-01T00:00:00Z"
-TOP_KEYS = {"name", "tags", "start", "seller", "reseller", "let", "steps", "invariants"}
+TOP_KEYS = {"name", "tags", "start", "include", "seller", "reseller", "let", "steps", "invariants"}
+INCLUDED_KEYS = ("start", "seller", "reseller", "let")
+STEP_MODIFIERS = ("fails", "as", "note", "crash")
+CRASH_POINTS = ("before_send", "after_send", "after_read")
+# Steps that make the engine reach the seller: the ones a `crash:` may kill it in.
+REACHING_SELLER = {
+    "connect",
+    "import",
+    "sync",
+    "order",
+    "prolong",
+    "suspend",
+    "resume",
+    "delete",
+    "set_addons",
+    "restart",
+    "checkevent",
+    "import_services",
+    "assign",
+    "reconcile",
+    "wait",
+}
 INVARIANTS = (
     "converged",
     "money_conserved",
@@ -45,7 +66,8 @@ class ScenarioError(ValueError):
 
 @dataclass
 class Step:
-    """One step: its number (from 1), action, argument, optional `fails`, `as` and `note`."""
+    """One step: its number (from 1), action, argument, optional `fails`, `as`, `note` and
+    `crash`."""
 
     number: int
     action: str
@@ -53,6 +75,7 @@ class Step:
     fails: str | None = None
     name: str | None = None
     note: str = ""
+    crash: str | None = None
 
     def where(self) -> str:
         return f"step {self.number} ({self.action})"
@@ -73,6 +96,11 @@ class Scenario:
     values: dict = field(default_factory=dict)
     document: dict = field(default_factory=dict)
 
+    @property
+    def crashes(self) -> bool:
+        """Whether a step kills the engine, which then needs its database in a file."""
+        return any(step.crash for step in self.steps)
+
 
 # Each action's argument: a scalar name, or a mapping with required and optional keys.
 NAME = "name"
@@ -82,7 +110,7 @@ ACTIONS: dict[str, tuple] = {
     "sync": NAME,
     "order": (
         {"client", "tariff", "period"},
-        {"ostempl", "recipe", "domain", "addons", "autoprolong"},
+        {"ostempl", "recipe", "domain", "addons", "autoprolong", "ip", "licname"},
     ),
     "prolong": ({"service", "period"}, set()),
     "suspend": NAME,
@@ -113,7 +141,7 @@ ACTIONS: dict[str, tuple] = {
     ),
     "seller.create_service": (
         {"account", "tariff"},
-        {"period", "ip", "name", "domain", "hostname", "licname", "remoteid"},
+        {"period", "ip", "name", "domain", "hostname", "licname", "username", "remoteid"},
     ),
     "seller.fault": ({"kind", "times"}, {"func", "account"}),
     "wait": "duration",
@@ -203,7 +231,52 @@ def sample_values(let: dict) -> dict:
     }
 
 
+def is_fragment(path: str | Path) -> bool:
+    """Whether a YAML file is a fragment for `include`, not a scenario: a mapping with neither
+    `name` nor `steps`. A file that cannot be read or parsed is not one (the run reports it)."""
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(document, dict) and not {"name", "steps"} & set(document)
+
+
 def load_document(path: str | Path) -> dict:
+    """A scenario file's document, with what it `include`s merged under it."""
+    return _with_includes(_read_document(path), str(path), [])
+
+
+def _with_includes(document: dict, file: str, chain: list[str]) -> dict:
+    """`document` over the sections its `include` names (which may include in turn)."""
+    if "include" not in document:
+        return document
+    name = document["include"]
+    if not isinstance(name, str) or not name.strip():
+        raise ScenarioError(file, "include", f"expected the path of a YAML file, got {name!r}")
+    target = (Path(file).parent / name).resolve()
+    here = str(Path(file).resolve())
+    if str(target) in (*chain, here):
+        cycle = " -> ".join([*chain, here, str(target)])
+        raise ScenarioError(file, "include", f"includes itself: {cycle}")
+    if not target.exists():
+        raise ScenarioError(file, "include", f"{name}: no such file ({target})")
+    included = _with_includes(_read_document(target), str(target), [*chain, here])
+    base = {key: included[key] for key in INCLUDED_KEYS if key in included}
+    return merge(base, {k: v for k, v in document.items() if k != "include"})
+
+
+def merge(base, over):
+    """`over` on top of `base`: maps merge key by key at every depth; anything else is
+    replaced whole."""
+    if not isinstance(base, dict) or not isinstance(over, dict):
+        return copy.deepcopy(over)
+    merged = copy.deepcopy(base)
+    for key, value in over.items():
+        merged[key] = merge(base[key], value) if key in base else copy.deepcopy(value)
+    return merged
+
+
+def _read_document(path: str | Path) -> dict:
     file = str(path)
     try:
         text = Path(path).read_text(encoding="utf-8")
@@ -333,8 +406,8 @@ def parse_step(number: int, raw, file: str) -> Step:
     where = f"step {number}"
     if not isinstance(raw, dict):
         raise ScenarioError(file, where, f"expected a mapping with one action, got {raw!r}")
-    fails, name = raw.get("fails"), raw.get("as")
-    actions = [k for k in raw if k not in ("fails", "as", "note")]
+    fails, name, crash = raw.get("fails"), raw.get("as"), raw.get("crash")
+    actions = [k for k in raw if k not in STEP_MODIFIERS]
     if len(actions) != 1:
         raise ScenarioError(file, where, f"expected exactly one action, got {actions or 'none'}")
     action = actions[0]
@@ -346,7 +419,20 @@ def parse_step(number: int, raw, file: str) -> Step:
         raise ScenarioError(file, f"{where}.fails", f"expected an error type, got {fails!r}")
     if name is not None and not isinstance(name, str):
         raise ScenarioError(file, f"{where}.as", f"expected a name, got {name!r}")
-    step = Step(number, action, raw[action], fails, name, str(raw.get("note") or ""))
+    if crash is not None:
+        if crash not in CRASH_POINTS:
+            raise ScenarioError(
+                file,
+                f"{where}.crash",
+                f"unknown crash point {crash!r}; expected one of {list(CRASH_POINTS)}",
+            )
+        if action not in REACHING_SELLER:
+            raise ScenarioError(
+                file,
+                f"{where}.crash",
+                f"'{action}' does not make the engine reach the seller, so it cannot crash there",
+            )
+    step = Step(number, action, raw[action], fails, name, str(raw.get("note") or ""), crash)
     check_arg(step, file)
     return step
 

@@ -2,19 +2,30 @@
 
 Each endpoint is a plain function of the simulator's state and a JSON-like body, returning
 JSON-like values; the blueprint at the bottom is the HTTP edge, and the in-process
-`SellerSide` calls the same functions without a request.
+`SellerSide` calls the same functions without a request. Every request is checked before
+anything changes: a key the endpoint does not know or a value of the wrong kind is refused
+naming the key and the value (`refusal` gives the JSON error and its 4xx), and the seller is
+as it was. Over HTTP a body must also be a JSON object sent as `application/json`, and with
+a token set (see `guard`), every request under `/_sim` must present it.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import json
+from collections.abc import Callable
+from datetime import datetime
 from fnmatch import fnmatchcase
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
 
-from simulator import snapshot
+from simulator import guard, snapshot
 from simulator.api import date, stamp
 from simulator.model import STATUS_NAMES, Seller, SellerError, Service
 from simulator.world import (
+    LARGEST_AMOUNT,
+    TARIFF_KEYS,
     WorldError,
     _amount,
     _int,
@@ -22,19 +33,122 @@ from simulator.world import (
     parse_duration,
     parse_time,
     seller_from_world,
+    shown,
 )
 
 bp = Blueprint("control", __name__, url_prefix="/_sim")
+LARGEST_SEED = 2**32 - 1
 
 
 class ControlError(Exception):
-    """A bad control request: answered 400 with its message."""
+    """A bad control request: answered with `status` (400 unless said) naming `key`.
+
+    Without a key, the message names it first (`times: expected ...`), as `Faults` words it.
+    `type` is the error's type in the reply: `control`, or `missed` for what is not there.
+    """
+
+    def __init__(self, key: str, problem: str, status: int = 400, type: str = "control"):
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key = key or problem.partition(":")[0]
+        self.status = status
+        self.type = type
+
+
+# What the control API refuses, each answered by `refusal`; anything else is a bug (a 500).
+REFUSALS = (ControlError, WorldError, SellerError, ValueError)
+
+
+def refusal(error: Exception) -> tuple[dict, int]:
+    """A refused control request as the API answers it: the JSON error and its HTTP status."""
+    if isinstance(error, ControlError):
+        return error_body(error.type, error.key, str(error)), error.status
+    if isinstance(error, WorldError):
+        return error_body("control", error.path, str(error)), 400
+    if isinstance(error, SellerError):
+        return error_body(error.type, error.object, error.msg), 409
+    # any other refusal of a value: its message names the key first
+    return error_body("control", str(error).partition(":")[0], str(error)), 400
+
+
+def error_body(type: str, key: str, msg: str) -> dict:
+    return {"error": {"type": type, "object": key, "msg": msg}}
+
+
+# -- reading a body's values ----------------------------------------------------------------
+
+
+def checked(data, allowed: set[str] | frozenset[str]) -> dict:
+    """`data` if it is a mapping of `allowed` keys only; ControlError naming the first other."""
+    if not isinstance(data, dict):
+        raise ControlError("body", f"expected a JSON object, got {type(data).__name__}")
+    unknown = sorted(str(key) for key in set(data) - set(allowed))
+    if unknown:
+        raise ControlError(unknown[0], f"unknown key; expected one of {sorted(allowed)}")
+    return data
 
 
 def arg(data: dict, name: str):
     if name not in data:
-        raise ControlError(f"missing '{name}'")
+        raise ControlError(name, "missing")
     return data[name]
+
+
+REQUIRED = object()
+
+
+def text(data: dict, name: str, default=REQUIRED) -> str | None:
+    """A string value (`default` if the key is absent); ControlError for another kind."""
+    if name not in data:
+        if default is REQUIRED:
+            raise ControlError(name, "missing")
+        return default
+    value = data[name]
+    if not isinstance(value, str):
+        raise ControlError(name, f"expected a string, got {shown(value)}")
+    return value
+
+
+def name_of(data: dict, name: str) -> str:
+    """A required, non-empty string value."""
+    value = text(data, name)
+    if not value.strip():
+        raise ControlError(name, "expected a non-empty name")
+    return value
+
+
+def address(data: dict, name: str = "ip") -> str | None:
+    """An optional IP address."""
+    value = text(data, name, None)
+    if value is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ControlError(name, f"expected an IP address, got {shown(value)}") from None
+
+
+def later(now: datetime, delta, key: str, value) -> datetime:
+    try:
+        return now + delta
+    except OverflowError:
+        raise ControlError(key, f"{shown(value)} from {stamp(now)} is past the year 9999") from None
+
+
+def how_many(value, key: str) -> int | None:
+    """A count of 1 or more (an int, or its digits as a query string gives them), or None."""
+    if value is None:
+        return None
+    if type(value) is int:
+        value = str(value)  # in-process and over HTTP, the same check and the same words
+    if not (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) < 10
+        and int(value) > 0
+    ):
+        raise ControlError(key, f"expected a whole number >= 1, got {shown(value)}")
+    return int(value)
 
 
 def service_view(service: Service, s: Seller) -> dict:
@@ -60,35 +174,11 @@ def service_view(service: Service, s: Seller) -> dict:
     }
 
 
+# -- seller-side actions --------------------------------------------------------------------
+
+
 def _service(data) -> int:
     return _int(arg(data, "service"), "service")
-
-
-ACTIONS = {
-    "activate": lambda s, d: s.activate(_service(d)),
-    "suspend": lambda s, d: s.staff_suspend(_service(d)),
-    "resume": lambda s, d: s.staff_resume(_service(d)),
-    "delete": lambda s, d: s.staff_delete(_service(d)),
-    "add_ip": lambda s, d: {"ip": s.add_ip(_service(d), d.get("ip"))},
-    "remove_ip": lambda s, d: {"ip": s.remove_ip(_service(d), d.get("ip"))},
-    "set_addon": lambda s, d: s.set_addon(_service(d), str(arg(d, "addon")), arg(d, "value")),
-    "set_param": lambda s, d: s.set_param(_service(d), str(arg(d, "name")), arg(d, "value")),
-    "topup": lambda s, d: s.topup(str(arg(d, "account")), _amount(arg(d, "amount"), "amount")),
-    "edit_tariff": lambda s, d: s.add_tariff(
-        edited_tariff(_tariff(s, d), d, f"edit_tariff {d.get('id')}")
-    ),
-    "create_service": lambda s, d: service_view(
-        s.create_service(
-            str(arg(d, "account")),
-            _int(arg(d, "tariff"), "tariff"),
-            _int(d.get("period", 1), "period"),
-            d.get("ip"),
-            {k: d[k] for k in ("name", "domain", "hostname", "licname") if k in d},
-            str(d.get("remoteid") or ""),
-        ),
-        s,
-    ),
-}
 
 
 def _tariff(s: Seller, data: dict):
@@ -98,29 +188,77 @@ def _tariff(s: Seller, data: dict):
     return s.tariffs[tariff_id]
 
 
+def _create_service(s: Seller, d: dict) -> dict:
+    params = {k: text(d, k) for k in SERVICE_PARAMS if k in d}
+    created = s.create_service(
+        name_of(d, "account"),
+        _int(arg(d, "tariff"), "tariff"),
+        _int(d.get("period", 1), "period"),
+        address(d),
+        params,
+        text(d, "remoteid", ""),
+    )
+    return service_view(created, s)
+
+
+SERVICE = frozenset({"service"})
+# what a service bought on the seller directly may be given: a hosting account its username
+SERVICE_PARAMS = ("name", "domain", "hostname", "licname", "username")
+# each action: the keys its body may hold, and what it does with them
+ACTIONS: dict[str, tuple[frozenset, Callable[[Seller, dict], object]]] = {
+    "activate": (SERVICE, lambda s, d: s.activate(_service(d))),
+    "suspend": (SERVICE, lambda s, d: s.staff_suspend(_service(d))),
+    "resume": (SERVICE, lambda s, d: s.staff_resume(_service(d))),
+    "delete": (SERVICE, lambda s, d: s.staff_delete(_service(d))),
+    "add_ip": (SERVICE | {"ip"}, lambda s, d: {"ip": s.add_ip(_service(d), address(d))}),
+    "remove_ip": (SERVICE | {"ip"}, lambda s, d: {"ip": s.remove_ip(_service(d), address(d))}),
+    "set_addon": (
+        SERVICE | {"addon", "value"},
+        lambda s, d: s.set_addon(_service(d), name_of(d, "addon"), arg(d, "value")),
+    ),
+    "set_param": (
+        SERVICE | {"name", "value"},
+        lambda s, d: s.set_param(_service(d), name_of(d, "name"), arg(d, "value")),
+    ),
+    "topup": (
+        frozenset({"account", "amount"}),
+        lambda s, d: s.topup(
+            name_of(d, "account"), _amount(arg(d, "amount"), "amount", LARGEST_AMOUNT)
+        ),
+    ),
+    "edit_tariff": (
+        frozenset({"id"} | TARIFF_KEYS - {"type"}),
+        lambda s, d: s.add_tariff(edited_tariff(_tariff(s, d), d, f"edit_tariff {d.get('id')}")),
+    ),
+    "create_service": (
+        frozenset({"account", "tariff", "period", "ip", "remoteid", *SERVICE_PARAMS}),
+        _create_service,
+    ),
+}
+
+
 # -- what each endpoint does, without a request ----------------------------------------------
-
-REFUSALS = (SellerError, ControlError, WorldError, ValueError)
-
-
-def refusal(error: Exception) -> tuple[dict, int]:
-    """A refused control request as the API answers it: the error and its HTTP status."""
-    if isinstance(error, SellerError):
-        return {"error": {"type": error.type, "object": error.object, "msg": error.msg}}, 409
-    return {"error": {"type": "control", "msg": str(error)}}, 400
 
 
 def reset(state, data: dict) -> dict:
     """Replace the whole state with a new seller holding `world` (empty if none)."""
-    start = parse_time(data["start"]) if data.get("start") else None
-    new = seller_from_world(data.get("world") or {}, start, _int(data.get("seed", 0), "seed"))
+    data = checked(data, {"world", "start", "seed"})
+    start = parse_time(data["start"], "start") if data.get("start") is not None else None
+    seed = _int(data.get("seed", 0), "seed")
+    if not 0 <= seed <= LARGEST_SEED:
+        raise ControlError("seed", f"expected 0 to {LARGEST_SEED}, got {shown(seed)}")
+    new = seller_from_world(data.get("world") or {}, start, seed)
     with state.seller.lock:
         state.seller = new
     return {"now": stamp(new.now)}
 
 
 def clock(state) -> dict:
-    """The simulated time, when the automation next has work, and how the clock runs."""
+    """The simulated time, when the automation next has work, and how the clock runs.
+
+    `mode` is `manual`, `real` or `speed`; `speed` is simulated seconds a wall second (0 for a
+    manual clock, 1 for a real one), as the dashboard shows them.
+    """
     s = state.seller
     with s.lock:
         due = s.next_due()
@@ -129,37 +267,54 @@ def clock(state) -> dict:
 
 def move_clock(state, data: dict) -> dict:
     """Advance the clock `to` a time or by `advance` (`5m`), running the seller's automation."""
+    data = checked(data, {"to", "advance"})
+    if len(data) != 1:
+        raise ControlError("to", "expected exactly one of 'to' (a time) or 'advance' (5m)")
     s = state.seller
     with s.lock:
         if "to" in data:
             when = parse_time(data["to"], "to")
         else:
-            when = s.now + parse_duration(arg(data, "advance"), "advance")
+            step = parse_duration(data["advance"], "advance")
+            when = later(s.now, step, "advance", data["advance"])
         s.advance_to(when)
         state.clock.anchor(s)  # a running clock runs on from where the hand left it
     return clock(state)
 
 
+def known_action(name: str) -> None:
+    """Nothing if `name` is a seller-side action; ControlError naming the actions if not."""
+    if name not in ACTIONS:
+        raise ControlError(
+            "action", f"unknown action {shown(name)}; expected one of {sorted(ACTIONS)}"
+        )
+
+
 def action(s: Seller, name: str, data: dict) -> dict:
     """A seller-side action of the scenario format (`seller.<name>`), done by the seller's staff."""
-    if name not in ACTIONS:
-        raise ControlError(f"unknown action '{name}'; expected one of {sorted(ACTIONS)}")
+    known_action(name)
+    keys, run = ACTIONS[name]
+    data = checked(data, keys)
     with s.lock:
-        return {"ok": True, "result": ACTIONS[name](s, data)}
+        return {"ok": True, "result": run(s, data)}
 
 
 def faults(s: Seller) -> dict:
-    """The queued faults, per kind what is left, and per kind what they have hit."""
+    """The queued faults: per kind what is left and what they have hit, and each counter."""
     with s.lock:
         return {"pending": s.faults.pending(), "used": s.faults.used, "faults": s.faults.to_list()}
 
 
 def add_fault(s: Seller, data: dict) -> dict:
     """Queue a fault: `{kind, times}`, optionally aimed at `func` and `account`."""
+    data = checked(data, {"kind", "times", "func", "account"})
     with s.lock:
-        s.faults.add(
-            str(arg(data, "kind")), arg(data, "times"), data.get("func"), data.get("account")
-        )
+        try:
+            s.faults.add(
+                arg(data, "kind"), arg(data, "times"), data.get("func"), data.get("account")
+            )
+        except ValueError as error:  # Faults.add names the key first: "times: ..."
+            raise ControlError("", str(error)) from None
     return faults(s)
 
 
@@ -169,10 +324,13 @@ def clear_faults(s: Seller) -> dict:
     return faults(s)
 
 
-def calls(s: Seller, func: str | None = None, last: int | None = None) -> dict:
+def calls(s: Seller, func: str | None = None, last: int | str | None = None) -> dict:
     """The call log, oldest first: of `func` alone (a glob) if given, the `last` N if given."""
+    last = how_many(last, "last")
     with s.lock:
-        entries = [c for c in s.calls if func is None or fnmatchcase(c["func"], func)]
+        entries = [
+            c for c in s.calls if func is None or fnmatchcase(str(c.get("func") or ""), func)
+        ]
     return {"calls": entries[-last:] if last else entries}
 
 
@@ -209,6 +367,7 @@ def account(s: Seller, login: str) -> dict:
             "level": a.level,
             "can_suspend": a.can_suspend,
             "pending_events": len(s.feeds[a.login]),
+            "failed_logins": s.failed_logins.count(a.login, s.now, s.wall_clock()),
         }
 
 
@@ -235,21 +394,61 @@ def whole_state(s: Seller) -> dict:
         return snapshot.as_json(s)
 
 
-def save_snapshot(s: Seller, data: dict) -> dict:
-    path = str(arg(data, "path"))
-    with s.lock:
-        snapshot.save(s, path)
-    return {"ok": True, "path": path}
+# -- named snapshots in the state folder ----------------------------------------------------
+
+
+def snapshot_file(state, data: dict):
+    """The file the body's `name` names in the state folder; ControlError if it cannot be."""
+    data = checked(data, {"name"})
+    if state.state_dir is None:
+        raise ControlError(
+            "name",
+            "no state folder: start the simulator with --state-dir (or give create_app "
+            "a state_dir) to save snapshots",
+            409,
+        )
+    name = arg(data, "name")
+    try:
+        return name, snapshot.named(state.state_dir, name)
+    except snapshot.SnapshotNameError as error:
+        raise ControlError("name", str(error)) from None
+
+
+def snapshots(state) -> dict:
+    """The names of the snapshots in the state folder."""
+    return {"snapshots": snapshot.names(state.state_dir) if state.state_dir else []}
+
+
+def save_snapshot(state, data: dict) -> dict:
+    """Save the whole state as the snapshot `name` (replacing one of that name)."""
+    name, path = snapshot_file(state, data)
+    s = state.seller
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with s.lock:
+            snapshot.save(s, path)
+    except OSError as error:  # the folder's trouble, told without the machine's paths
+        raise ControlError("name", f"cannot save {name!r}: {error.strerror}", 507) from None
+    return {"ok": True, "name": name}
 
 
 def restore(state, data: dict) -> dict:
-    new = snapshot.load(str(arg(data, "path")))
+    """Replace the whole state with the snapshot `name`; a bad one changes nothing."""
+    name, path = snapshot_file(state, data)
+    try:
+        new = snapshot.load(path)
+    except FileNotFoundError:
+        raise ControlError("name", f"no snapshot {name!r}", 404, "missed") from None
+    except OSError as error:
+        raise ControlError("name", f"cannot read {name!r}: {error.strerror}", 507) from None
+    except snapshot.SnapshotError as error:
+        raise ControlError("name", f"snapshot {name!r} cannot be restored: {error}") from None
     with state.seller.lock:
         state.seller = new
-    return {"ok": True, "now": stamp(new.now)}
+    return {"ok": True, "name": name, "now": stamp(new.now)}
 
 
-# -- the HTTP edge ---------------------------------------------------------------------------
+# -- the HTTP edge: the guard, the errors, reading a request --------------------------------
 
 
 def holder():
@@ -260,22 +459,81 @@ def seller() -> Seller:
     return holder().seller
 
 
-def body() -> dict:
-    data = request.get_json(silent=True)
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ControlError("the request body must be a JSON object")
-    return data
+def is_control_path(path: str) -> bool:
+    return path == bp.url_prefix or path.startswith(bp.url_prefix + "/")
 
 
-@bp.errorhandler(ControlError)
-@bp.errorhandler(WorldError)
-@bp.errorhandler(ValueError)
-@bp.errorhandler(SellerError)
+@bp.before_app_request
+def require_token():
+    """Refuse any control request without the token, when one is set; others pass."""
+    token = holder().token
+    if token is None or not is_control_path(request.path):
+        return None
+    given = guard.presented(
+        request.headers.get("Authorization"), request.cookies.get(guard.TOKEN_COOKIE)
+    )
+    if guard.accepts(token, given):
+        return None
+    problem = "missing" if given is None else "wrong"
+    reply = jsonify(
+        error_body(
+            "auth",
+            "token",
+            f"token: {problem}; the control API needs its token, sent as "
+            f"'Authorization: Bearer <token>' or the cookie {guard.TOKEN_COOKIE}=<token>",
+        )
+    )
+    reply.headers["WWW-Authenticate"] = 'Bearer realm="simulator control API"'
+    return reply, 401
+
+
 def refused(error: Exception):
+    """Any refusal (`REFUSALS`) as its JSON error and 4xx."""
     reply, status = refusal(error)
     return jsonify(reply), status
+
+
+for refused_kind in REFUSALS:
+    bp.register_error_handler(refused_kind, refused)
+
+
+def http_error(error: HTTPException):
+    """A routing or protocol error under `/_sim` (unknown path, wrong method) as JSON."""
+    reply = jsonify(
+        error_body("control", "path", f"{request.method} {shown(request.path)}: {error.name}")
+    )
+    for header, value in error.get_headers():
+        if header.lower() == "allow":
+            reply.headers[header] = value
+    return reply, error.code
+
+
+def body(allowed: set[str] | frozenset[str] | None = None) -> dict:
+    """The request's JSON object (of `allowed` keys only, if given); ControlError otherwise.
+
+    An empty body with the JSON content type is `{}`. The content type is required even
+    then: a web page cannot send it across origins without asking first, so a page open in
+    a browser cannot drive a simulator on this machine.
+    """
+    if request.mimetype != "application/json":
+        raise ControlError(
+            "body",
+            "expected a JSON object sent with Content-Type: application/json ({} for none), "
+            f"got Content-Type {shown(request.mimetype or 'none')}",
+            415,
+        )
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ControlError("body", "nested too deeply") from None
+    except ValueError as error:  # bad UTF-8 and numbers past 4300 digits included
+        raise ControlError("body", f"not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ControlError("body", f"expected a JSON object, got {type(data).__name__}")
+    return data if allowed is None else checked(data, allowed)
 
 
 @bp.post("/reset")
@@ -295,11 +553,13 @@ def move_clock_endpoint():
 
 @bp.post("/actions/<name>")
 def action_endpoint(name: str):
+    known_action(name)  # before the body is read: an unknown action is told first
     return jsonify(action(seller(), name, body()))
 
 
 @bp.route("/faults", methods=["GET", "POST", "DELETE"])
 def faults_endpoint():
+    """Queue a fault (`{kind, times}`), list the pending ones, or clear them all."""
     if request.method == "POST":
         return jsonify(add_fault(seller(), body()))
     if request.method == "DELETE":
@@ -309,9 +569,10 @@ def faults_endpoint():
 
 @bp.route("/calls", methods=["GET", "DELETE"])
 def calls_endpoint():
+    """The call log, oldest first (`?func=GLOB`, `?last=N` for the last N), or clear it."""
     if request.method == "DELETE":
         return jsonify(clear_calls(seller()))
-    return jsonify(calls(seller(), request.args.get("func"), request.args.get("last", type=int)))
+    return jsonify(calls(seller(), request.args.get("func"), request.args.get("last")))
 
 
 @bp.get("/services")
@@ -339,9 +600,14 @@ def state_endpoint():
     return jsonify(whole_state(seller()))
 
 
+@bp.get("/snapshots")
+def snapshots_endpoint():
+    return jsonify(snapshots(holder()))
+
+
 @bp.post("/snapshot")
-def snapshot_endpoint():
-    return jsonify(save_snapshot(seller(), body()))
+def save_snapshot_endpoint():
+    return jsonify(save_snapshot(holder(), body()))
 
 
 @bp.post("/restore")

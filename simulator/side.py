@@ -68,6 +68,11 @@ def _whole(value, name: str) -> int:
         raise SellerRefused("control", str(error)) from None
 
 
+def _given(**body) -> dict:
+    """A body of the values given: a key left at None is left out (the API's default)."""
+    return {key: value for key, value in body.items() if value is not None}
+
+
 def _when(value: str | datetime) -> str | datetime:
     """A time as the control API takes it; a datetime goes as it is (JSON makes it a string)."""
     return value if isinstance(value, datetime) else str(value)
@@ -181,11 +186,11 @@ class SellerSide(ABC):
 
     def add_ip(self, service: int, ip: str | None = None) -> str:
         """Give a service `ip` (a new address if None); the address added."""
-        return self._action("add_ip", {"service": service, "ip": ip})["result"]["ip"]
+        return self._action("add_ip", _given(service=service, ip=ip))["result"]["ip"]
 
     def remove_ip(self, service: int, ip: str | None = None) -> str:
         """Take `ip` from a service (the most recently added if None); the address removed."""
-        return self._action("remove_ip", {"service": service, "ip": ip})["result"]["ip"]
+        return self._action("remove_ip", _given(service=service, ip=ip))["result"]["ip"]
 
     def set_addon(self, service: int, addon: str, value) -> None:
         """Set an add-on (by its intname) to `value`: a number, on/off, or an item's name."""
@@ -251,9 +256,7 @@ class SellerSide(ABC):
         self, kind: str, times: int = 1, func: str | None = None, account: str | None = None
     ) -> None:
         """Queue `times` of `kind` for the next calls (of `func`, a glob, by `account`, if set)."""
-        body = {"kind": kind, "times": times}
-        body |= {k: v for k, v in (("func", func), ("account", account)) if v is not None}
-        self._faults("POST", body)
+        self._faults("POST", _given(kind=kind, times=times, func=func, account=account))
 
     def faults(self) -> list[dict]:
         """The queued fault counters, oldest first: id, kind, times left, func, account, used."""

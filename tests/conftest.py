@@ -1,4 +1,8 @@
+"""Fixtures, chained: the simulator's (`world -> seller -> app -> client/session`) and the
+engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`)."""
+
 # simulator fixtures
+import contextlib
 import copy
 import importlib
 import pkgutil
@@ -6,9 +10,21 @@ from datetime import datetime
 
 import pytest
 
+from reseller.client import SellerClient
+from reseller.engine import Engine
+from reseller.store import Store
 from simulator.app import create_app
+from simulator.cassette import CassetteWriter
+from simulator.record import Recorder
+from simulator.server import LocalServer
+from simulator.side import InProcessSide, SocketSide
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
+from tests import client_session
+from tests.helpers import RESELLER, SIM_WORLD, URL, Sim, connect
+from tests.helpers import START as ENGINE_START
+from tests.replies import PASSWORDS, Node
+from tests.replies import URL as API_URL
 from tests.worlds import VDS_1
 
 
@@ -60,8 +76,14 @@ def seller(world):
 
 
 @pytest.fixture
-def app(seller):
-    return create_app(seller)
+def state_dir(tmp_path):
+    """The folder the app keeps its named snapshots in (made on the first save)."""
+    return tmp_path / "state"
+
+
+@pytest.fixture
+def app(seller, state_dir):
+    return create_app(seller, state_dir=state_dir)
 
 
 @pytest.fixture
@@ -78,11 +100,181 @@ def session(app):
 @pytest.fixture(params=["in_process", "socket"])
 def side(request, app):
     """The app's seller as a test drives it: in-process, then over a real socket."""
-    from simulator.server import LocalServer
-    from simulator.side import InProcessSide, SocketSide
-
     if request.param == "in_process":
         yield InProcessSide(app)
         return
     with LocalServer(app, threads=2) as server, SocketSide(server.url) as over_http:
         yield over_http
+
+
+# -- the engine's: the simulator it talks to, its store, a module and a tariff -----------
+
+
+@pytest.fixture
+def sim_world() -> dict:
+    """The seller's world; a test may edit its copy before anything else is built."""
+    return copy.deepcopy(SIM_WORLD)
+
+
+@pytest.fixture
+def sim_app(sim_world):
+    return create_app(seller_from_world(sim_world, ENGINE_START))
+
+
+@pytest.fixture
+def sim(sim_app) -> Sim:
+    return Sim(sim_app)
+
+
+@pytest.fixture
+def http(sim_app):
+    with in_process_session(sim_app, URL) as session:
+        yield session
+
+
+@pytest.fixture
+def store():
+    store = Store()
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def engine(store, http, sim) -> Engine:
+    """The engine with USD as main currency (1 EUR = 1.10 USD), alice (500) and bob (5)."""
+    engine = Engine(store, lambda url, login, password: SellerClient(url, login, password, http))
+    engine.configure(RESELLER["currency"], RESELLER["rates"])
+    for name, balance in RESELLER["clients"].items():
+        engine.add_client(name, balance)
+    return engine
+
+
+@pytest.fixture
+def module(engine, sim) -> str:
+    """A module `seller` on the seller account `reseller`, with no period rules."""
+    return connect(engine, sim)
+
+
+@pytest.fixture
+def tariff(engine, module, sim) -> str:
+    """Seller tariff 5 imported: `5-vds-1`."""
+    return engine.import_tariff(module, 5, sim.now)
+
+
+@pytest.fixture
+def served(sim_app):
+    """The simulator on a real socket; its base URL."""
+    with LocalServer(sim_app) as server:
+        yield server.url
+
+
+@pytest.fixture
+def serve():
+    """`serve(wsgi_app)` serves an app on a loopback socket (waitress) for the test: its URL."""
+    servers = []
+
+    def start(app) -> str:
+        servers.append(LocalServer(app, threads=4))
+        return servers[-1].url
+
+    yield start
+    for server in servers:
+        server.close()
+        assert not server.thread.is_alive()
+
+
+# record and parity fixtures: the simulator as the upstream, a proxy before it, a session
+
+
+@pytest.fixture
+def upstream_app(world):
+    """The simulator as a seller a session is recorded against; its ids differ from a replay's."""
+    return create_app(seller_from_world(world, START, seed=7))
+
+
+@pytest.fixture
+def existing_vhost(upstream_app) -> str:
+    """A service the account bought before the recorded session."""
+    with in_process_session(upstream_app) as control:
+        created = control.post(
+            "http://simulator/_sim/actions/create_service",
+            json={"account": "reseller", "tariff": 8, "domain": "old.example"},
+        )
+    return str(created.json()["result"]["id"])
+
+
+@pytest.fixture
+def cassette_file(tmp_path):
+    return tmp_path / "session.jsonl"
+
+
+@pytest.fixture
+def record_through(serve, cassette_file):
+    """`record_through(upstream_url)`: the URL of a recording proxy to it into `cassette_file`."""
+    writers = []
+
+    def start(upstream_url: str, **options) -> str:
+        writers.append(CassetteWriter(cassette_file))
+        return serve(Recorder(upstream_url, writers[-1], **({"timeout": 5} | options)))
+
+    yield start
+    for writer in writers:
+        writer.close()
+
+
+@pytest.fixture
+def recorded(serve, record_through, upstream_app, existing_vhost):
+    """A session played through the recording proxy before the simulator: what it used."""
+    return client_session.play(record_through(serve(upstream_app)), existing_vhost)
+
+
+@pytest.fixture
+def recorded_altered(serve, record_through, upstream_app, existing_vhost):
+    """The same session recorded before an upstream whose replies were altered on purpose."""
+    proxy = record_through(serve(client_session.Altered(upstream_app)))
+    return client_session.play(proxy, existing_vhost)
+
+
+@pytest.fixture
+def unchanged(client):
+    """A check that what its block does leaves the whole seller state (`/_sim/state`) as it was."""
+
+    @contextlib.contextmanager
+    def check():
+        before = client.get("/_sim/state").json
+        yield
+        assert client.get("/_sim/state").json == before
+
+    return check
+
+
+@pytest.fixture(params=["xml", "json"])
+def out(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def api(session, out):
+    """Call a function as `user` (by authinfo; None sends no credentials) and parse the reply."""
+
+    def call(func: str, user: str | None = "reseller", **params) -> Node:
+        if user is not None:
+            params.setdefault("authinfo", f"{user}:{PASSWORDS[user]}")
+        reply = session.post(API_URL, data={"func": func, "out": out, **params})
+        assert reply.status_code == 200
+        return Node.parse(reply.content, out)
+
+    return call
+
+
+@pytest.fixture
+def order(api):
+    """Order a VDS-1 (tariff 5) with skipbasket and return its id."""
+
+    def place(user: str = "reseller", **params) -> str:
+        params = {"pricelist": 5, "period": 1, "sok": "ok", "skipbasket": "on", **params}
+        doc = api("vds.order.param", user, **params)
+        assert not doc.has("error"), doc.error()
+        return doc["id"]
+
+    return place

@@ -8,9 +8,8 @@ from __future__ import annotations
 import copy
 from datetime import datetime, timedelta
 
-from reseller.domain import AUTOPROLONG_LEAD
 from reseller.engine import Engine
-from reseller.store import Store
+from reseller.model import AUTOPROLONG_LEAD
 from scenarios import invariants
 from scenarios.harness import CRON, Harness
 from scenarios.runner import state_digest
@@ -104,11 +103,9 @@ def harness(*, http: bool = False, db_path: str | None = None, **balances) -> Ha
     return Harness(seller, reseller, START, http=http, db_path=db_path)
 
 
-def restart_engine(h: Harness, db_path: str) -> None:
+def restart_engine(h: Harness) -> None:
     """Start the engine again on the same SQLite file, as after its process was killed."""
-    h.store.db.conn.close()
-    h.store = Store(db_path)
-    h.engine = Engine(h.store, h.open_client)
+    h.restart_engine()
 
 
 def problems(h: Harness, names=STEP_INVARIANTS) -> list[str]:
@@ -130,19 +127,15 @@ def _quiet(h: Harness) -> bool:
     changes the engine's state too, which ends the skipping.
     """
     seller = h.seller
-    if any(seller.feeds.get(m["login"]) for m in h.store.modules()):
+    if any(seller.feeds.get(m.login) for m in h.store.modules()):
         return False
     return not any(seller.faults.counts[kind] for kind in CALL_KINDS if kind != "lose_reply")
 
 
 def _next_autoprolong(h: Harness) -> datetime | None:
     """The first moment another autoprolong service comes within a day of its expiry."""
-    row = h.store.db.execute(
-        "select min(expiredate) from item where autoprolong = 1 and status in (2, 3) "
-        "and remote_id is not null and expiredate > ?",
-        [(h.now + AUTOPROLONG_LEAD).strftime("%Y-%m-%d")],
-    ).fetchone()
-    return datetime.fromisoformat(row[0]) - AUTOPROLONG_LEAD if row and row[0] else None
+    expiry = h.store.next_autoprolong_expiry((h.now + AUTOPROLONG_LEAD).strftime("%Y-%m-%d"))
+    return datetime.fromisoformat(expiry) - AUTOPROLONG_LEAD if expiry else None
 
 
 def _floor_to_cron(when: datetime) -> datetime:

@@ -189,20 +189,18 @@ def prepared_db(tmp_path_factory) -> Path:
     h = harness(db_path=str(path))
     h.engine.import_tariff("seller", 5, h.now)
     h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
-    h.store.db.conn.close()
     h.close()
     return path
 
 
 def dumped(path: Path) -> tuple:
+    """The database's state without the engine's bookkeeping: a poll that could not reach the
+    seller leaves its mark open on purpose (issue 9, point 5), and that changes no state."""
     store = Store(str(path))
     try:
-        return tuple(
-            store.db.execute(f"select * from [{t}] order by rowid").fetchall()
-            for t in store.db.table_names()
-        )
+        return store.digest()
     finally:
-        store.db.conn.close()
+        store.close()
 
 
 @settings(
@@ -293,7 +291,7 @@ def prepared(h) -> dict:
     h.engine.import_tariff("seller", 5, h.now)
     item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
     h.wait(timedelta(minutes=5))
-    h.control.post("/actions/add_ip", {"service": h.store.item(item)["remote_id"]})
+    h.control.post("/actions/add_ip", {"service": h.store.item(item).remote_id})
     h.control.post("/actions/create_service", {"account": "reseller", "tariff": 5, "period": 1})
     return {"item": item, "remote": max(h.seller.services)}
 
@@ -328,11 +326,10 @@ def test_a_malformed_reply_from_the_seller_is_a_clear_error_that_changes_nothing
     try:
         state = prepared(h)
         func, act = ACTIONS[action]
-        if func == "auth":
-            h.engine._clients.clear()  # the next call logs in afresh, and meets the bad reply
         from reseller.client import SellerClient
         from reseller.engine import Engine
 
+        # a new engine, so its first call logs in afresh (and meets a bad `auth` reply)
         bad = BadReplies(h.session, func, how, seed)
         engine = Engine(
             h.store, lambda url, login, pw: SellerClient(url, login, pw, bad, h.timeout)

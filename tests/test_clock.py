@@ -74,7 +74,7 @@ def events(seller) -> list[tuple[str, str]]:
 
 def test_a_manual_clock_never_moves_by_itself(wall):
     seller, service = day_seller()
-    app = create_app(seller, clock(wall, "manual"))
+    app = create_app(seller, clock=clock(wall, "manual"))
 
     wall.wait(3600)
     reply = app.test_client().get("/_sim/clock").json
@@ -107,7 +107,7 @@ def test_a_sped_up_clock_runs_a_set_up_and_an_expiry_once_each_in_order_at_their
 
 def test_a_real_clock_is_the_wall_clock_and_brings_an_older_world_up_to_it(wall):
     seller, service = day_seller()  # ordered 2026-01-01, its day long over by the wall's time
-    app = create_app(seller, clock(wall, "real"))
+    app = create_app(seller, clock=clock(wall, "real"))
 
     reply = app.test_client().get("/_sim/clock").json
     wall.wait(5)
@@ -120,7 +120,7 @@ def test_a_real_clock_is_the_wall_clock_and_brings_an_older_world_up_to_it(wall)
 
 def test_every_request_sees_the_seller_as_of_a_running_clock(wall):
     seller, service = day_seller()
-    app = create_app(seller, clock(wall, "speed", 60))
+    app = create_app(seller, clock=clock(wall, "speed", 60))
 
     wall.wait(10)
     user = {"func": "whoami", "authinfo": "reseller:s3cret", "out": "json"}
@@ -131,7 +131,7 @@ def test_every_request_sees_the_seller_as_of_a_running_clock(wall):
 
 def test_a_running_clock_moved_on_by_hand_runs_on_from_there(wall):
     seller, _ = day_seller()
-    app = create_app(seller, clock(wall, "speed", 60))
+    app = create_app(seller, clock=clock(wall, "speed", 60))
     client = app.test_client()
 
     wall.wait(1)
@@ -144,7 +144,7 @@ def test_a_running_clock_moved_on_by_hand_runs_on_from_there(wall):
 
 def test_a_reset_runs_a_running_clock_on_from_the_new_worlds_start(wall):
     seller, _ = day_seller()
-    app = create_app(seller, clock(wall, "speed", 60))
+    app = create_app(seller, clock=clock(wall, "speed", 60))
     client = app.test_client()
     wall.wait(600)
 
@@ -173,7 +173,7 @@ def test_a_clock_that_cannot_run_is_refused_naming_why(mode, speed, problem):
 def test_the_ticker_runs_due_automation_with_no_request_coming_in():
     seller, service = day_seller()
     sped_up = Clock("speed", 86400)  # a wall second is a simulated day
-    app = create_app(seller, sped_up)
+    app = create_app(seller, clock=sped_up)
     state = app.extensions["simulator"]
     ticker = Ticker(sped_up, lambda: state.seller).start()
     try:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from reseller.store import Store
 from scenarios import invariants
 from scenarios.harness import Harness
 from tests.end_to_end import PASSWORD, Crash, assert_invariants, crash_at, harness, restart_engine
@@ -36,22 +37,16 @@ def outcome(h: Harness) -> dict:
     """What a run ended with on both sides, to compare a crashed run with a clean one."""
     return {
         "services": [
-            (
-                i["status"],
-                i["expiredate"],
-                sorted(h.store.item_addons(i["id"]).items()),
-                len(h.store.item_ips(i["id"])),
-            )
-            for i in h.store.items()
+            (i.status, i.expiredate, sorted(i.addons.items()), len(i.ips)) for i in h.store.items()
         ],
-        "operations": [(o["kind"], o["state"]) for o in h.store.operations()],
-        "clients": [c["balance"] for c in h.store.clients()],
+        "operations": [(o.kind, o.state) for o in h.store.operations()],
+        "clients": [c.balance for c in h.store.clients()],
         "seller": sorted(
             (s.status, s.expires, s.remoteid, tuple(sorted(s.addons.items())))
             for s in h.seller.services.values()
         ),
         "seller balance": h.seller.accounts["reseller"].balance,
-        "applied events": [e["event_id"] for e in h.store.applied_events()],
+        "applied events": [e.event_id for e in h.store.applied_events()],
     }
 
 
@@ -81,10 +76,10 @@ def poll_a_batch(h: Harness):
     """Several events for two services, so a crash can come in the middle of applying them."""
     items = [active_service(h), h.engine.order("bob", "5-vds-1", 1, h.now, ostempl="debian-12")]
     for item in items:
-        remote = h.store.item(item)["remote_id"]
+        remote = h.store.item(item).remote_id
         h.control.post("/actions/add_ip", {"service": remote})
         h.control.post("/actions/set_param", {"service": remote, "name": "hostname", "value": "x"})
-    h.control.post("/actions/suspend", {"service": h.store.item(items[0])["remote_id"]})
+    h.control.post("/actions/suspend", {"service": h.store.item(items[0]).remote_id})
     return lambda: h.engine.checkevent("seller", h.now)
 
 
@@ -127,18 +122,9 @@ def clean_run(setup) -> dict:
         h.close()
 
 
-TARIFF_TABLES = (
-    "pricelist",
-    "pricelist_price",
-    "addon",
-    "enumerationitem",
-    "paramvalue",
-    "pricelist_paramvalue",
-)
-
-
-def tables(h: Harness, names=TARIFF_TABLES) -> dict:
-    return {n: h.store.db.execute(f"select * from [{n}] order by rowid").fetchall() for n in names}
+def tables(h: Harness) -> list:
+    """Every local tariff whole: prices, add-ons with their items, templates and software."""
+    return h.store.tariffs()
 
 
 @pytest.mark.parametrize(
@@ -155,7 +141,7 @@ def test_the_engine_killed_mid_action_resumes_on_its_database_as_if_never_killed
         crash_at(h.engine, point)
         with pytest.raises(Crash):
             act()
-        restart_engine(h, db)
+        restart_engine(h)
         if action == "sync":
             assert tables(h) == tariff_before, "half a sync was written"
         h.wait(WAIT)
@@ -178,14 +164,14 @@ def test_a_crash_while_polling_loses_no_event_and_applies_none_twice(tmp_path):
             crash_at(h.engine, point)
             with pytest.raises(Crash):
                 h.engine.checkevent("seller", h.now)
-            restart_engine(h, db)
-            h.control.post("/actions/add_ip", {"service": h.store.items()[0]["remote_id"]})
+            restart_engine(h)
+            h.control.post("/actions/add_ip", {"service": h.store.items()[0].remote_id})
             pending += 1
         h.engine.checkevent("seller", h.now)
-        applied = [e["event_id"] for e in h.store.applied_events()]
+        applied = [e.event_id for e in h.store.applied_events()]
         assert len(applied) == len(set(applied))
         assert applied == sorted(applied)
-        assert not h.store.db.execute("select count(*) from itemevent").fetchone()[0]
+        assert not h.store.pending_events(h.engine.module("seller").id)
         assert max(applied) >= pending
         settled(h)
     finally:
@@ -235,7 +221,7 @@ def test_an_engine_process_killed_at_a_crash_point_leaves_a_database_the_next_on
     try:
         setup(h)
         tariff_before = tables(h)
-        h.store.db.conn.close()  # the setup's engine stopped cleanly; the next one dies
+        h.store.close()  # the setup's engine stopped cleanly; the next one dies
         died = subprocess.run(
             [sys.executable, "-c", ENGINE_PROCESS, db, h.url, h.now.isoformat(), action, point],
             cwd=ROOT,
@@ -244,7 +230,8 @@ def test_an_engine_process_killed_at_a_crash_point_leaves_a_database_the_next_on
             timeout=60,
         )
         assert died.returncode == 86, died.stderr
-        restart_engine(h, db)
+        h.store = Store(db)  # the setup's store was closed: open it again, as a new process
+        restart_engine(h)
         if action == "sync":
             assert tables(h) == tariff_before, "half a sync was written"
             h.engine.sync_tariff("5-vds-1", h.now)

@@ -2,30 +2,8 @@
 
 from __future__ import annotations
 
-from reseller.domain import PeriodRule
-from tests.engine_fixtures import (
-    PASSWORD,
-    URL,
-    connect,
-    engine,
-    http,
-    module,
-    refused,
-    sim,
-    sim_app,
-    sim_world,
-    store,
-)
-
-FIXTURES = (
-    engine,
-    http,
-    module,
-    sim,
-    sim_app,
-    sim_world,
-    store,
-)  # pytest finds the imported fixtures here
+from reseller.model import PeriodRule
+from tests.helpers import PASSWORD, URL, connect, refused
 
 
 def test_a_client_level_account_is_connected_with_its_period_rules(engine, sim, store):
@@ -33,9 +11,9 @@ def test_a_client_level_account_is_connected_with_its_period_rules(engine, sim, 
 
     connect(engine, sim, periods=rules)
 
-    (row,) = store.modules()
-    assert (row["name"], row["url"], row["login"]) == ("seller", URL, "reseller")
-    assert store.period_rules(row["id"]) == rules
+    (module,) = store.modules()
+    assert (module.name, module.url, module.login) == ("seller", URL, "reseller")
+    assert module.rules == rules
     assert [c["func"] for c in sim.calls()] == ["auth", "whoami"]
 
 
@@ -69,7 +47,7 @@ def test_a_second_module_on_the_same_account_is_refused_however_the_url_is_writt
 def test_another_account_on_the_same_seller_is_a_module_of_its_own(engine, module, sim, store):
     connect(engine, sim, name="second", login="second", password="second-pw")
 
-    assert [m["login"] for m in store.modules()] == ["reseller", "second"]
+    assert [m.login for m in store.modules()] == ["reseller", "second"]
 
 
 def test_a_wrong_password_is_refused_with_the_sellers_auth_error(engine, sim, store):

@@ -6,24 +6,8 @@ import pytest
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
-from tests.engine_fixtures import (
-    RESELLER,
-    active,
-    connect,
-    engine,
-    http,
-    module,
-    order,
-    refused,
-    remote_of,
-    sim,
-    sim_app,
-    sim_world,
-    store,
-    tariff,
-)
-
-FIXTURES = (engine, http, module, sim, sim_app, sim_world, store, tariff)
+from reseller.errors import ResellerError
+from tests.helpers import RESELLER, active, connect, order, refused, remote_of
 
 
 class Crash(Exception):
@@ -39,11 +23,16 @@ def crash_at(point: str):
 
 
 def applied_ids(store) -> list[int]:
-    return [row["event_id"] for row in store.applied_events()]
+    return [event.event_id for event in store.applied_events()]
+
+
+def kept_events(store) -> list:
+    """Events fetched and stored but not applied yet."""
+    return store.pending_events(store.module("seller").id)
 
 
 def status(store, item: int) -> int:
-    return store.item(item)["status"]
+    return store.item(item).status
 
 
 def toggle(sim, remote: int, times: int) -> None:
@@ -54,18 +43,18 @@ def toggle(sim, remote: int, times: int) -> None:
 
 def test_the_open_event_activates_the_service_and_completes_its_order(engine, tariff, sim, store):
     item = order(engine, sim)
-    operation = store.latest_operation(item)["id"]
+    operation = store.latest_operation(item).id
 
     report = engine.checkevent("seller", sim.now)
 
     assert (report.fetched, report.applied, report.unmatched) == (1, 1, [])
     assert report.completed == [operation]
-    row = store.item(item)
-    assert (row["status"], row["expiredate"]) == (2, "2026-02-01")
-    assert store.item_ips(item) == sim.service(remote_of(engine, item))["ips"]
-    assert store.operation(operation)["state"] == "done"
-    assert [t["status"] for t in store.db["task"].rows] == ["closed"]
-    assert store.db["itemevent"].count == 0
+    service = store.item(item)
+    assert (service.status, service.expiredate) == (2, "2026-02-01")
+    assert service.ips == sim.service(remote_of(engine, item))["ips"]
+    assert store.operation(operation).state == "done"
+    assert [t["status"] for t in store.tasks()] == ["closed"]
+    assert len(kept_events(store)) == 0
 
 
 def test_a_service_the_seller_sets_up_later_is_active_after_the_poll_that_follows(
@@ -80,29 +69,29 @@ def test_a_service_the_seller_sets_up_later_is_active_after_the_poll_that_follow
     engine.checkevent("seller", sim.now)
 
     assert status(store, item) == 2
-    assert store.latest_operation(item)["state"] == "done"
+    assert store.latest_operation(item).state == "done"
 
 
 @pytest.mark.parametrize(
     ("action", "body", "check"),
     [
-        ("suspend", {}, lambda s, i: s.item(i)["status"] == 3),
-        ("delete", {}, lambda s, i: s.item(i)["status"] == 4),
-        ("add_ip", {"ip": "10.0.0.8"}, lambda s, i: s.item_ips(i)[-1] == "10.0.0.8"),
+        ("suspend", {}, lambda s, i: s.item(i).status == 3),
+        ("delete", {}, lambda s, i: s.item(i).status == 4),
+        ("add_ip", {"ip": "10.0.0.8"}, lambda s, i: s.item(i).ips[-1] == "10.0.0.8"),
         (
             "set_addon",
             {"addon": "ram", "value": 2048},
-            lambda s, i: s.item_addons(i)["ram"] == "2048",
+            lambda s, i: s.item(i).addons["ram"] == "2048",
         ),
         (
             "set_addon",
             {"addon": "panel", "value": "ispmanager"},
-            lambda s, i: s.item_addons(i)["panel"] == "ispmanager",
+            lambda s, i: s.item(i).addons["panel"] == "ispmanager",
         ),
         (
             "set_param",
             {"name": "hostname", "value": "web1"},
-            lambda s, i: s.item_params(i)["hostname"] == "web1",
+            lambda s, i: s.item(i).params["hostname"] == "web1",
         ),
     ],
 )
@@ -115,7 +104,7 @@ def test_each_kind_of_seller_change_reaches_the_service(
     engine.checkevent("seller", sim.now)
 
     assert check(store, item)
-    assert [op["state"] for op in store.operations(item)] == ["done"]
+    assert [op.state for op in store.operations(item)] == ["done"]
 
 
 def test_an_ip_the_seller_removes_is_removed(engine, tariff, sim, store):
@@ -127,8 +116,8 @@ def test_an_ip_the_seller_removes_is_removed(engine, tariff, sim, store):
     sim.act("remove_ip", service=remote, ip="10.0.0.8")
     engine.checkevent("seller", sim.now)
 
-    assert store.item_ips(item) == sim.service(remote)["ips"]
-    assert len(store.item_ips(item)) == 1
+    assert store.item(item).ips == sim.service(remote)["ips"]
+    assert len(store.item(item).ips) == 1
 
 
 def test_a_service_left_unpaid_is_suspended_when_the_seller_says_it_expired(
@@ -152,8 +141,8 @@ def test_an_addon_event_completes_an_addon_change_only_once_the_values_match(
 
     engine.checkevent("seller", sim.now)
 
-    assert store.item_addons(item)["ram"] == "2048"
-    assert store.latest_operation(item)["state"] == "running"
+    assert store.item(item).addons["ram"] == "2048"
+    assert store.latest_operation(item).state == "running"
 
 
 def test_events_are_applied_in_the_sellers_id_order_even_when_delivered_shuffled(
@@ -181,7 +170,7 @@ def test_an_event_delivered_twice_is_applied_once(engine, tariff, sim, store):
 
     assert (report.fetched, report.applied) == (2, 2)
     assert len(applied_ids(store)) == len(set(applied_ids(store)))
-    assert store.item_ips(item) == sim.service(remote)["ips"]
+    assert store.item(item).ips == sim.service(remote)["ips"]
 
 
 class Replaying(SellerClient):
@@ -213,13 +202,13 @@ def test_an_event_before_the_lost_reply_to_its_order_links_the_service_by_remote
 ):
     sim.fault("lose_reply")
     item = order(engine, sim)
-    assert store.item(item)["remote_id"] is None
+    assert store.item(item).remote_id is None
 
     engine.checkevent("seller", sim.now)
 
     (remote,) = sim.services()
-    assert store.item(item)["remote_id"] == remote["id"]
-    assert (status(store, item), store.latest_operation(item)["state"]) == (2, "done")
+    assert store.item(item).remote_id == remote["id"]
+    assert (status(store, item), store.latest_operation(item).state) == (2, "done")
     sim.advance("5m")
     engine.run_due(sim.now)
     assert len(sim.services()) == 1 and len(sim.calls("vds.order.param")) == 1
@@ -234,8 +223,8 @@ def test_an_event_for_a_service_the_reseller_does_not_have_is_kept_and_reported(
     again = engine.checkevent("seller", sim.now)
 
     (kept,) = store.unmatched_events()
-    assert (kept["remote_item"], kept["type"]) == (remote, "open")
-    assert first.unmatched == again.unmatched == [kept["event_id"]]
+    assert (kept.remote_item, kept.type) == (remote, "open")
+    assert first.unmatched == again.unmatched == [kept.event_id]
     assert (first.applied, store.items()) == (0, [])
 
 
@@ -246,7 +235,7 @@ def test_events_saved_before_a_crash_are_applied_by_the_next_poll(engine, tariff
     with pytest.raises(Crash):
         engine.checkevent("seller", sim.now)
 
-    assert store.db["itemevent"].count == 1 and status(store, item) == 1
+    assert len(kept_events(store)) == 1 and status(store, item) == 1
     engine.crash_point = lambda name: None
     report = engine.checkevent("seller", sim.now)
     assert (report.fetched, report.applied) == (0, 1)
@@ -261,23 +250,31 @@ def test_a_crash_while_applying_events_applies_none_of_them(engine, tariff, sim,
         engine.checkevent("seller", sim.now)
 
     assert (status(store, first), status(store, second)) == (1, 1)
-    assert store.db["itemevent"].count == 2 and applied_ids(store) == []
+    assert len(kept_events(store)) == 2 and applied_ids(store) == []
     engine.crash_point = lambda name: None
     engine.checkevent("seller", sim.now)
     assert (status(store, first), status(store, second)) == (2, 2)
     assert len(applied_ids(store)) == 2
 
 
-def test_a_poll_while_the_seller_is_down_is_unavailable_and_changes_nothing(
+def test_a_poll_while_the_seller_is_down_is_unavailable_and_changes_nothing_but_its_open_mark(
     engine, tariff, sim, store
 ):
-    order(engine, sim)
+    """Issue 9 (point 5): the failed poll leaves its write-ahead mark open (bookkeeping, not
+    state), so the next poll reconciles before it reads the feed."""
+    item = order(engine, sim)
     sim.fault("down")
+    before = store.digest()
 
-    with refused(store, "unavailable"):
+    with pytest.raises(ResellerError) as caught:
         engine.checkevent("seller", sim.now)
 
-    assert engine.checkevent("seller", sim.now).applied == 1
+    assert caught.value.type == "unavailable" and caught.value.message
+    assert store.digest() == before
+    assert store.poll_is_open(store.module("seller").id)
+    report = engine.checkevent("seller", sim.now)
+    assert report.reconciled is not None and report.applied == 1
+    assert status(store, item) == 2
 
 
 def test_a_poll_of_an_unknown_module_is_refused(engine, module, sim, store):
@@ -292,10 +289,10 @@ def test_the_cron_polls_every_module_and_reports_one_it_cannot_reach(engine, tar
 
     reports = engine.cron(sim.now)
 
-    assert "cannot reach" in reports["seller"]
-    assert reports["second"].fetched == 0
+    assert "cannot reach" in reports.modules["seller"].error
+    assert reports.modules["second"].events.fetched == 0
     assert status(store, item) == 1
-    assert engine.cron(sim.now)["seller"].applied == 1
+    assert engine.cron(sim.now).modules["seller"].events.applied == 1
 
 
 def test_the_cron_runs_retries_that_are_due(engine, tariff, sim, store):
@@ -305,8 +302,8 @@ def test_the_cron_runs_retries_that_are_due(engine, tariff, sim, store):
     sim.advance("5m")
     engine.cron(sim.now)
 
-    assert store.item(item)["remote_id"] is not None
-    assert store.latest_operation(item)["state"] == "manual"
+    assert store.item(item).remote_id is not None
+    assert store.latest_operation(item).state == "manual"
 
 
 def test_the_module_polls_only_its_own_accounts_feed(engine, tariff, sim, store):

@@ -9,25 +9,14 @@ import pytest
 from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.errors import SellerUnavailable
-from tests.engine_fixtures import (
-    RESELLER,
-    active,
-    connect,
-    dump,
-    engine,
-    http,
-    module,
-    order,
-    refused,
-    remote_of,
-    sim,
-    sim_app,
-    sim_world,
-    store,
-    tariff,
-)
+from tests.helpers import RESELLER, active, connect, dump, order, refused, remote_of
 
-FIXTURES = (engine, http, module, sim, sim_app, sim_world, store, tariff)
+
+@pytest.fixture
+def sim_world(sim_world) -> dict:
+    """The engine tests' seller, with a dedicated server tariff too."""
+    sim_world["tariffs"][10] = {"intname": "dedic-1", "type": "dedic", "prices": {1: 10}}
+    return sim_world
 
 
 def bought(sim, tariff: int = 5, **params) -> int:
@@ -40,7 +29,7 @@ def listed(engine, sim, itemtype: str = "vds", mask: str = "*") -> list[int]:
 
 
 def alice(engine) -> Decimal:
-    return Decimal(engine.client("alice")["balance"])
+    return engine.client("alice").balance
 
 
 # -- service import --------------------------------------------------------------------------
@@ -52,7 +41,7 @@ def test_the_import_lists_the_sellers_services_of_a_type_by_name_mask(engine, mo
     bought(sim, tariff=8, domain="web.example")
 
     assert listed(engine, sim, mask="web*") == [web1, web2]
-    assert [r["name"] for r in store.db["importservice"].rows] == ["web1", "web2"]
+    assert [r["name"] for r in store.listed_services()] == ["web1", "web2"]
     assert store.items() == []
 
 
@@ -86,17 +75,17 @@ def test_an_assigned_service_copies_the_sellers_and_charges_no_one(engine, modul
 
     item = engine.assign(remote, "alice", sim.now)
 
-    row = store.item(item)
-    assert (row["remote_id"], row["status"], row["expiredate"], row["period"]) == (
+    service = store.item(item)
+    assert (service.remote_id, service.status, service.expiredate, service.period) == (
         remote,
         3,
         "2026-02-01",
         1,
     )
-    assert store.pricelist_by_id(row["pricelist"])["intname"] == "5-vds-1"
-    assert store.item_addons(item) == {"ram": "1024", "backup": "off", "panel": "ispmanager"}
-    assert store.item_ips(item) == ["10.0.0.9"]
-    assert store.item_params(item)["hostname"] == "web1"
+    assert store.tariff_by_id(service.pricelist).intname == "5-vds-1"
+    assert store.item(item).addons == {"ram": "1024", "backup": "off", "panel": "ispmanager"}
+    assert store.item(item).ips == ["10.0.0.9"]
+    assert store.item(item).params["hostname"] == "web1"
     assert alice(engine) == 500 and store.expenses() == []
     assert sim.balance() == seller_balance
     assert store.operations(item) == []
@@ -110,7 +99,7 @@ def test_events_of_an_assigned_service_are_applied_to_it(engine, module, sim, st
     sim.act("suspend", service=remote)
     engine.checkevent("seller", sim.now)
 
-    assert store.item(item)["status"] == 3
+    assert store.item(item).status == 3
 
 
 def test_a_service_already_linked_cannot_be_assigned_again(engine, module, sim, store):
@@ -126,7 +115,7 @@ def test_a_service_already_linked_cannot_be_assigned_again(engine, module, sim, 
 
 def test_a_vps_whose_ip_a_local_service_has_cannot_be_assigned(engine, tariff, sim, store):
     item = active(engine, sim)
-    (ip,) = store.item_ips(item)
+    (ip,) = store.item(item).ips
     remote = bought(sim, ip=ip)
     listed(engine, sim)
 
@@ -138,13 +127,13 @@ def test_a_vps_whose_ip_a_local_service_has_cannot_be_assigned(engine, tariff, s
 
 def test_a_vps_whose_ip_only_a_deleted_service_had_can_be_assigned(engine, tariff, sim, store):
     item = active(engine, sim)
-    (ip,) = store.item_ips(item)
+    (ip,) = store.item(item).ips
     engine.change_status(item, "close", sim.now)
     engine.checkevent("seller", sim.now)
     remote = bought(sim, ip=ip)
     listed(engine, sim)
 
-    assert store.item(engine.assign(remote, "alice", sim.now))["remote_id"] == remote
+    assert store.item(engine.assign(remote, "alice", sim.now)).remote_id == remote
 
 
 def test_web_hosting_whose_username_a_local_service_has_cannot_be_assigned(
@@ -178,6 +167,134 @@ def test_a_licence_for_the_same_ip_and_name_cannot_be_assigned_but_another_can(
     assert engine.assign(other, "alice", sim.now)
 
 
+# -- what is already ours: the remoteid our order sent, and the duplicate rule by type --------
+
+
+def test_a_service_our_order_made_whose_reply_was_lost_is_neither_listed_nor_assignable(
+    engine, tariff, sim, store
+):
+    sim.fault("lose_reply")
+    item = order(engine, sim)
+    (remote,) = (s["id"] for s in sim.services())
+    assert store.item(item).remote_id is None
+
+    assert listed(engine, sim) == []
+    with refused(store, "exists") as caught:
+        engine.assign(remote, "bob", sim.now)
+
+    assert f"ordered by this reseller for service {item}" in caught.value.message
+    sim.advance("1m")
+    engine.run_due(sim.now)
+    assert store.item(item).remote_id == remote
+    assert len(sim.services()) == 1 and len(sim.calls("vds.order.param")) == 1
+    assert [i.id for i in store.items()] == [item]
+
+
+def test_a_service_our_order_made_stays_ours_after_the_order_gave_up(engine, tariff, sim, store):
+    sim.fault("lose_reply")
+    item = order(engine, sim)
+    (remote,) = (s["id"] for s in sim.services())
+    # every look-up of the lost order fails until the operation gives up, outcome unknown
+    sim.post("/faults", {"kind": "error", "times": 1000, "func": "vds"})
+    operation = store.latest_operation(item)
+    while operation.state == "running":
+        sim.to(operation.next_try)
+        engine.run_due(sim.now)
+        operation = store.latest_operation(item)
+    assert (operation.state, operation.outcome) == ("failed", "unknown")
+    sim.clear_faults()
+
+    assert listed(engine, sim) == []
+    with refused(store, "exists") as caught:
+        engine.assign(remote, "bob", sim.now)
+
+    assert f"ordered by this reseller for service {item}" in caught.value.message
+
+
+def test_a_remoteid_that_names_our_service_on_another_module_is_not_ours_there(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    connect(engine, sim, name="second", login="second", password="second-pw")
+    theirs = sim.act("create_service", account="second", tariff=7, remoteid=str(item))["id"]
+
+    rows = engine.import_services("second", "vds", "*", sim.now)
+
+    assert [row["remote_id"] for row in rows] == [theirs]
+    assert store.item(engine.assign(theirs, "bob", sim.now)).remote_id == theirs
+
+
+@pytest.mark.parametrize("itemtype", ["vds", "dedic"])
+def test_a_server_sharing_an_ip_with_one_of_ours_is_neither_listed_nor_assignable(
+    engine, module, sim, store, itemtype
+):
+    """A dedicated server is told apart by its IP addresses, as a VPS is."""
+    seller_tariff = 5 if itemtype == "vds" else 10
+    intname = engine.import_tariff("seller", seller_tariff, sim.now)
+    item = active(engine, sim, tariff=intname)
+    (ip,) = store.item(item).ips
+    same, other = bought(sim, seller_tariff, ip=ip), bought(sim, seller_tariff, ip="10.9.9.9")
+
+    assert listed(engine, sim, itemtype) == [other]
+    with refused(store, "exists") as caught:
+        engine.assign(same, "alice", sim.now)
+
+    assert ip in caught.value.message and f"service {item}" in caught.value.message
+    assert store.item(engine.assign(other, "alice", sim.now)).ips == ["10.9.9.9"]
+
+
+def test_web_hosting_with_the_username_of_a_hosting_account_we_ordered_is_not_assignable(
+    engine, module, sim, store
+):
+    """The seller gives a hosting account its username when it sets it up, and only its full
+    form shows it: the engine learns it from the seller for its own services too."""
+    engine.import_tariff("seller", 8, sim.now)
+    item = order(engine, sim, tariff="8-web-1", domain_name="shop.example")
+    engine.checkevent("seller", sim.now)
+    username = sim.service(remote_of(engine, item))["params"]["username"]
+    copy, namesake = bought(sim, tariff=8), bought(sim, tariff=8, domain="shop.example")
+    sim.act("set_param", service=copy, name="username", value=username)
+
+    assert listed(engine, sim, "vhost") == [namesake]
+    with refused(store, "exists") as caught:
+        engine.assign(copy, "alice", sim.now)
+
+    assert f"username {username}" in caught.value.message
+    assert engine.assign(namesake, "alice", sim.now)  # one domain, its own username
+
+
+def licence_we_ordered(engine, sim) -> int:
+    """A licence alice ordered for 10.0.0.5 under the name isp-1, set up by the seller."""
+    engine.import_tariff("seller", 9, sim.now)
+    item = order(engine, sim, tariff="9-isp-lite", ip="10.0.0.5", licname="isp-1")
+    engine.checkevent("seller", sim.now)
+    return item
+
+
+def test_a_licence_we_ordered_for_an_ip_cannot_be_assigned_again_but_one_for_another_can(
+    engine, module, sim, store
+):
+    item = licence_we_ordered(engine, sim)
+    same = bought(sim, tariff=9, ip="10.0.0.5", licname="isp-1")
+    moved = bought(sim, tariff=9, ip="10.0.0.6", licname="isp-1")
+
+    with refused(store, "exists") as caught:
+        engine.assign(same, "alice", sim.now)
+
+    assert f"service {item} already has licence isp-1 on 10.0.0.5" in caught.value.message
+    assert engine.assign(moved, "alice", sim.now)
+
+
+def test_the_import_leaves_out_a_licence_for_the_ip_and_name_of_one_we_ordered(
+    engine, module, sim, store
+):
+    licence_we_ordered(engine, sim)
+    bought(sim, tariff=9, ip="10.0.0.5", licname="isp-1")
+    moved = bought(sim, tariff=9, ip="10.0.0.6", licname="isp-1")
+
+    assert listed(engine, sim, "soft") == [moved]
+
+
 @pytest.mark.parametrize(("remote", "client"), [(999, "alice"), (None, "carol")])
 def test_an_assign_of_an_unknown_service_or_to_an_unknown_client_is_refused(
     engine, module, sim, store, remote, client
@@ -207,14 +324,14 @@ def test_reconcile_repairs_a_service_whose_events_were_lost_and_completes_its_or
     item = order(engine, sim)
     sim.fault("drop_events")
     engine.checkevent("seller", sim.now)
-    assert store.item(item)["status"] == 1
+    assert store.item(item).status == 1
 
     report = engine.reconcile("seller", sim.now)
 
-    row, remote = store.item(item), sim.service(remote_of(engine, item))
-    assert (row["status"], row["expiredate"]) == (2, remote["expires"])
-    assert store.item_ips(item) == remote["ips"]
-    assert store.latest_operation(item)["state"] == "done"
+    service, remote = store.item(item), sim.service(remote_of(engine, item))
+    assert (service.status, service.expiredate) == (2, remote["expires"])
+    assert store.item(item).ips == remote["ips"]
+    assert store.latest_operation(item).state == "done"
     assert f"service {item}: status ordered -> active" in report
     assert any("(open) done" in line for line in report)
 
@@ -230,9 +347,9 @@ def test_reconcile_repairs_status_addons_and_ips_changed_by_the_seller(engine, t
 
     report = engine.reconcile("seller", sim.now)
 
-    assert store.item(item)["status"] == 3
-    assert store.item_addons(item)["ram"] == "4096"
-    assert store.item_ips(item) == sim.service(remote)["ips"]
+    assert store.item(item).status == 3
+    assert store.item(item).addons["ram"] == "4096"
+    assert store.item(item).ips == sim.service(remote)["ips"]
     assert [line.split(": ")[1].split(" ")[0] for line in report] == ["status", "add-on", "IPs"]
 
 
@@ -251,14 +368,14 @@ def test_reconcile_completes_an_operation_whose_confirming_event_was_lost(
     operation = do(engine, item, sim.now)
     sim.fault("drop_events")
     engine.checkevent("seller", sim.now)
-    assert store.operation(operation)["state"] == "manual"
+    assert store.operation(operation).state == "manual"
 
     report = engine.reconcile("seller", sim.now)
 
-    assert store.operation(operation)["state"] == "done"
+    assert store.operation(operation).state == "done"
     assert f"service {item}: operation {operation} ({kind}) done" in report
     remote = sim.service(remote_of(engine, item))
-    assert store.item(item)["expiredate"] == remote["expires"]
+    assert store.item(item).expiredate == remote["expires"]
 
 
 def test_a_second_reconcile_finds_nothing_and_changes_nothing(engine, tariff, sim, store):
@@ -329,3 +446,90 @@ def test_a_linked_service_the_seller_no_longer_shows_is_reported(engine, tariff,
 def test_a_reconcile_of_an_unknown_module_is_refused(engine, module, sim, store):
     with refused(store, "unknown"):
         engine.reconcile("nowhere", sim.now)
+
+
+# -- lost polls and the daily reconcile --------------------------------------------------------
+
+
+def lose_next_poll(sim, kind: str = "lose_reply") -> None:
+    """The next read of the feed: the seller hands its events over and the reply is lost
+    (`lose_reply`), or no reply comes before the timeout (`slow`)."""
+    sim.post("/faults", {"kind": kind, "times": 1, "func": "itemevent"})
+
+
+def test_a_poll_whose_reply_was_lost_leaves_its_mark_and_the_next_poll_reconciles_first(
+    engine, tariff, sim, store
+):
+    item = order(engine, sim)
+    lose_next_poll(sim)
+    with pytest.raises(SellerUnavailable):
+        engine.checkevent("seller", sim.now)
+    assert store.poll_is_open(store.module("seller").id)
+    assert store.item(item).status == 1  # the feed handed its event over, and it never came
+    calls = len(sim.calls())
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert f"service {item}: status ordered -> active" in report.reconciled
+    assert (report.fetched, report.applied) == (0, 0)
+    assert store.item(item).status == 2
+    assert store.latest_operation(item).state == "done"
+    assert not store.poll_is_open(store.module("seller").id)
+    funcs = [c["func"] for c in sim.calls()[calls:] if c["func"] != "auth"]
+    assert funcs.index("vds.edit") < funcs.index("itemevent")
+    assert engine.checkevent("seller", sim.now).reconciled is None
+
+
+@pytest.mark.parametrize("kind", ["lose_reply", "slow"])
+def test_the_cron_tick_after_a_lost_or_timed_out_poll_reconciles_that_module_first(
+    engine, tariff, sim, store, kind
+):
+    item = active(engine, sim)
+    sim.act("suspend", service=remote_of(engine, item))
+    lose_next_poll(sim, kind)
+
+    failed = engine.cron(sim.now).modules["seller"]
+    sim.advance("5m")
+    tick = engine.cron(sim.now).modules["seller"]
+
+    assert failed.error and failed.events is None
+    assert f"service {item}: status active -> suspended" in (tick.events.reconciled or [])
+    assert "reconciled first" in tick.events.summary()
+    assert store.item(item).status == 3
+
+
+def test_the_cron_reconciles_every_module_at_the_first_tick_of_each_day(engine, tariff, sim, store):
+    connect(engine, sim, name="second", login="second", password="second-pw")
+    item = active(engine, sim)
+    sim.act("suspend", service=remote_of(engine, item))
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)  # the suspension's event is lost for good
+
+    sim.to(sim.now.replace(hour=23, minute=55))
+    evening = engine.cron(sim.now)
+    sim.advance("5m")
+    midnight = engine.cron(sim.now)
+    sim.advance("5m")
+    after = engine.cron(sim.now)
+
+    assert [t.reconciled for t in evening.modules.values()] == [None, None]
+    assert store.item(item).status == 3
+    assert f"service {item}: status active -> suspended" in midnight.modules["seller"].reconciled
+    assert midnight.modules["second"].reconciled == []
+    assert [t.reconciled for t in after.modules.values()] == [None, None]
+
+
+def test_a_day_whose_midnight_tick_was_missed_is_reconciled_at_its_first_tick(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    sim.act("suspend", service=remote_of(engine, item))
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+
+    sim.to(sim.now.replace(day=3, hour=7, minute=35))  # the engine was down for two days
+    first = engine.cron(sim.now).modules["seller"]
+    sim.advance("5m")
+
+    assert f"service {item}: status active -> suspended" in first.reconciled
+    assert engine.cron(sim.now).modules["seller"].reconciled is None

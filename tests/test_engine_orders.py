@@ -7,53 +7,30 @@ from decimal import Decimal
 
 import pytest
 
-from reseller.domain import PeriodRule
+from reseller.model import Operation, PeriodRule
 from simulator.app import seller_of
-from tests.engine_fixtures import (
-    active,
-    connect,
-    engine,
-    http,
-    module,
-    order,
-    refused,
-    remote_of,
-    sim,
-    sim_app,
-    sim_world,
-    store,
-    tariff,
-)
-
-FIXTURES = (
-    engine,
-    http,
-    module,
-    sim,
-    sim_app,
-    sim_world,
-    store,
-    tariff,
-)  # pytest finds the imported fixtures here
+from tests.helpers import active, connect, order, refused, remote_of
 
 
 def balance(engine, name: str = "alice") -> Decimal:
-    return Decimal(engine.client(name)["balance"])
+    return engine.client(name).balance
 
 
-def latest(engine, item: int) -> dict:
+def set_balance(store, sim, value: str, name: str = "alice") -> None:
+    """Set a client's balance, as an operator's correction with its expense row."""
+    client = store.client(name)
+    store.move_money(client.id, Decimal(value) - client.balance, "correction", sim.now)
+
+
+def latest(engine, item: int) -> Operation:
     return engine.store.latest_operation(item)
-
-
-def next_try(operation: dict) -> datetime:
-    return datetime.fromisoformat(operation["next_try"])
 
 
 def retry(engine, sim, item: int) -> str:
     """Move both clocks to the operation's next try and run what is due; its new state."""
-    sim.to(next_try(latest(engine, item)))
+    sim.to(latest(engine, item).next_try)
     engine.run_due(sim.now)
-    return latest(engine, item)["state"]
+    return latest(engine, item).state
 
 
 @pytest.fixture
@@ -78,14 +55,14 @@ def test_an_order_charges_the_client_and_is_sent_at_once_with_its_remoteid(
     assert remote["params"]["ostempl"] == "debian-12"
     assert balance(engine) == Decimal("489.00")
     assert sim.balance() == Decimal(90)
-    assert latest(engine, item)["state"] == "manual"
-    assert [t["status"] for t in store.db["task"].rows] == ["open"]
+    assert latest(engine, item).state == "manual"
+    assert [t["status"] for t in store.tasks()] == ["open"]
 
 
 def test_an_order_stays_ordered_until_the_sellers_event_says_otherwise(engine, tariff, sim, store):
     item = order(engine, sim)
 
-    assert store.item(item)["status"] == 1
+    assert store.item(item).status == 1
     assert sim.service(remote_of(engine, item))["status"] == "active"
 
 
@@ -118,7 +95,7 @@ def test_a_tariffs_own_period_rule_wins_over_the_general_one(engine, sim, funded
     )
 
     assert [sim.service(remote_of(engine, i))["period"] for i in (two, own, general)] == [1, 3, 12]
-    assert [engine.store.item(i)["period"] for i in (two, own, general)] == [2, 24, 24]
+    assert [engine.store.item(i).period for i in (two, own, general)] == [2, 24, 24]
     assert balance(engine) == 500 - 19 - 50 - 60
 
 
@@ -188,15 +165,15 @@ def test_an_order_the_seller_refuses_fails_with_its_error_and_waits(engine, poor
     item = order(engine, sim)
 
     operation = latest(engine, item)
-    assert (operation["state"], operation["error_type"]) == ("failed", "not_enough_money")
-    assert "insufficient funds" in operation["error_msg"]
-    assert store.item(item)["remote_id"] is None
+    assert (operation.state, operation.error_type) == ("failed", "not_enough_money")
+    assert "insufficient funds" in operation.error_msg
+    assert store.item(item).remote_id is None
     assert sim.services() == []
 
     calls = len(sim.calls())
     sim.advance("2h")
     engine.cron(sim.now)
-    assert latest(engine, item)["state"] == "failed"
+    assert latest(engine, item).state == "failed"
     assert "vds.order.param" not in [c["func"] for c in sim.calls()[calls:]]
 
 
@@ -209,12 +186,12 @@ def test_a_restarted_order_goes_through_once_the_seller_account_is_topped_up(
     item = order(engine, sim)
     sim.act("topup", account="poor", amount=20)
 
-    assert engine.restart(item, sim.now) == latest(engine, item)["id"]
+    assert engine.restart(item, sim.now) == latest(engine, item).id
 
-    assert latest(engine, item)["state"] == "manual"
+    assert latest(engine, item).state == "manual"
     assert len(sim.services(remoteid=str(item))) == 1
     engine.checkevent("seller", sim.now)
-    assert latest(engine, item)["state"] == "done"
+    assert latest(engine, item).state == "done"
     assert balance(engine) == Decimal("489.00")
     assert len(store.expenses()) == 1
 
@@ -238,7 +215,7 @@ def test_a_suspension_the_seller_refuses_for_lack_of_rights_fails_with_access(en
     engine.change_status(item, "suspend", sim.now)
 
     operation = latest(engine, item)
-    assert (operation["state"], operation["error_type"]) == ("failed", "access")
+    assert (operation.state, operation.error_type) == ("failed", "access")
     assert sim.service(remote_of(engine, item))["status"] == "active"
 
 
@@ -255,8 +232,8 @@ def test_an_order_the_seller_never_got_stays_running_and_is_sent_a_minute_later(
     item = order(engine, sim)
 
     operation = latest(engine, item)
-    assert (operation["state"], operation["error_type"]) == ("running", "unavailable")
-    assert next_try(operation) == sim.now + timedelta(minutes=1)
+    assert (operation.state, operation.error_type) == ("running", "unavailable")
+    assert operation.next_try == sim.now + timedelta(minutes=1)
     assert sim.services() == [] and balance(engine) == Decimal("489.00")
     assert retry(engine, sim, item) == "manual"
     assert len(sim.services(remoteid=str(item))) == 1
@@ -280,7 +257,7 @@ def test_nothing_is_retried_before_its_time(engine, tariff, sim):
     item = order(engine, sim)
 
     assert engine.run_due(sim.now + timedelta(seconds=59)) == []
-    assert latest(engine, item)["attempts"] == 1
+    assert latest(engine, item).attempts == 1
 
 
 def test_after_24_hours_of_failures_an_operation_gives_up_as_failed(engine, tariff, sim):
@@ -293,13 +270,13 @@ def test_after_24_hours_of_failures_an_operation_gives_up_as_failed(engine, tari
 
     operation = latest(engine, item)
     assert timedelta(hours=24) <= sim.now - started < timedelta(hours=24, minutes=30)
-    assert (operation["state"], operation["error_type"]) == ("failed", "unavailable")
-    assert operation["error_msg"].startswith("gave up after 24 hours")
+    assert (operation.state, operation.error_type) == ("failed", "unavailable")
+    assert operation.error_msg.startswith("gave up after 24 hours")
     assert engine.run_due(sim.now + timedelta(hours=1)) == []
 
     sim.clear_faults()
     engine.restart(item, sim.now)
-    assert latest(engine, item)["state"] == "manual"
+    assert latest(engine, item).state == "manual"
 
 
 def test_an_order_whose_reply_was_lost_is_found_by_its_remoteid_not_sent_twice(
@@ -310,13 +287,13 @@ def test_an_order_whose_reply_was_lost_is_found_by_its_remoteid_not_sent_twice(
 ):
     sim.fault("lose_reply")
     item = order(engine, sim)
-    assert latest(engine, item)["state"] == "running"
-    assert store.item(item)["remote_id"] is None
+    assert latest(engine, item).state == "running"
+    assert store.item(item).remote_id is None
 
     assert retry(engine, sim, item) == "manual"
 
     (remote,) = sim.services()
-    assert remote["remoteid"] == str(item) and store.item(item)["remote_id"] == remote["id"]
+    assert remote["remoteid"] == str(item) and store.item(item).remote_id == remote["id"]
     assert len(sim.calls("vds.order.param")) == 1
     assert len(sim.debits()) == 1
 
@@ -361,7 +338,7 @@ def test_an_operation_whose_reply_was_lost_is_not_done_twice(
     sim.fault("lose_reply")
 
     do(engine, item, sim.now)
-    assert (latest(engine, item)["kind"], latest(engine, item)["state"]) == (kind, "running")
+    assert (latest(engine, item).kind, latest(engine, item).state) == (kind, "running")
 
     assert retry(engine, sim, item) == "manual"
     remote = sim.service(remote_of(engine, item))
@@ -377,13 +354,13 @@ def test_a_prolongation_is_charged_sent_and_done_when_its_event_comes(engine, ta
 
     engine.prolong(item, 3, sim.now)
 
-    assert latest(engine, item)["state"] == "manual"
+    assert latest(engine, item).state == "manual"
     assert balance(engine) == Decimal("500") - Decimal("11.00") - Decimal("29.70")
     assert sim.service(remote_of(engine, item))["expires"] == "2026-05-01"
-    assert store.item(item)["expiredate"] == "2026-02-01"
+    assert store.item(item).expiredate == "2026-02-01"
     engine.checkevent("seller", sim.now)
-    assert latest(engine, item)["state"] == "done"
-    assert store.item(item)["expiredate"] == "2026-05-01"
+    assert latest(engine, item).state == "done"
+    assert store.item(item).expiredate == "2026-05-01"
 
 
 def test_a_prolongation_the_client_cannot_pay_is_refused_and_nothing_happens(
@@ -439,12 +416,12 @@ def test_suspend_resume_and_delete_change_the_status_only_when_the_seller_says_s
     item = active(engine, sim)
 
     for kind, status in (("suspend", 3), ("resume", 2), ("close", 4)):
-        before = store.item(item)["status"]
+        before = store.item(item).status
         engine.change_status(item, kind, sim.now)
-        assert latest(engine, item)["state"] == "manual"
-        assert store.item(item)["status"] == before
+        assert latest(engine, item).state == "manual"
+        assert store.item(item).status == before
         engine.checkevent("seller", sim.now)
-        assert (latest(engine, item)["state"], store.item(item)["status"]) == ("done", status)
+        assert (latest(engine, item).state, store.item(item).status) == ("done", status)
 
 
 def test_an_addon_change_charges_the_monthly_increase_and_is_done_by_its_event(
@@ -460,10 +437,10 @@ def test_an_addon_change_charges_the_monthly_increase_and_is_done_by_its_event(
 
     assert balance(engine) == paid - 3 * (Decimal("2.20") + Decimal("5.50"))
     assert sim.service(remote_of(engine, item))["addons"]["panel"] == "ispmanager"
-    assert latest(engine, item)["state"] == "manual"
+    assert latest(engine, item).state == "manual"
     engine.checkevent("seller", sim.now)
-    assert latest(engine, item)["state"] == "done"
-    assert store.item_addons(item) == {"ram": "1024", "backup": "on", "panel": "ispmanager"}
+    assert latest(engine, item).state == "done"
+    assert store.item(item).addons == {"ram": "1024", "backup": "on", "panel": "ispmanager"}
 
 
 def test_a_smaller_addon_is_free(engine, tariff, sim):
@@ -495,7 +472,7 @@ def test_a_bad_addon_change_is_refused_and_nothing_happens(
 ):
     item = active(engine, sim)
     if client_balance is not None:
-        store.db.execute("update account set balance = ? where name = 'alice'", [client_balance])
+        set_balance(store, sim, client_balance)
     calls = len(sim.calls())
 
     with refused(store, error):
@@ -531,15 +508,15 @@ def test_under_the_manual_module_the_tariff_changes_and_the_module_can_come_back
 ):
     engine.import_tariff("seller", 7, sim.now)
     item = active(engine, sim)
-    seller_module = store.item(item)["processingmodule"]
+    seller_module = store.item(item).processingmodule
 
     engine.set_module(item, "manual")
     engine.change_tariff(item, "7-vds-2", sim.now)
     engine.set_module(item, "seller")
 
-    assert store.item(item)["pricelist"] == store.pricelist("7-vds-2")["id"]
-    assert store.item(item)["processingmodule"] == seller_module
-    assert store.item(item)["remote_id"] == remote_of(engine, item)
+    assert store.item(item).pricelist == store.tariff("7-vds-2").id
+    assert store.item(item).processingmodule == seller_module
+    assert store.item(item).remote_id == remote_of(engine, item)
 
 
 def test_an_operation_under_the_manual_module_waits_for_staff_without_calling_the_seller(
@@ -553,7 +530,7 @@ def test_an_operation_under_the_manual_module_waits_for_staff_without_calling_th
 
     engine.change_status(item, "suspend", sim.now)
 
-    assert latest(engine, item)["state"] == "manual"
+    assert latest(engine, item).state == "manual"
     assert len(sim.calls()) == calls
 
 
@@ -590,7 +567,7 @@ def test_an_autoprolong_service_is_prolonged_a_day_before_it_expires_once(
     assert sim.service(remote_of(engine, manual))["expires"] == "2026-02-01"
     assert balance(engine) == 500 - 3 * Decimal("11.00")
     engine.checkevent("seller", sim.now)
-    assert store.item(item)["expiredate"] == "2026-03-01"
+    assert store.item(item).expiredate == "2026-03-01"
     assert engine.autoprolong(sim.now) == []
 
 
@@ -601,7 +578,7 @@ def test_an_autoprolong_the_client_cannot_pay_is_skipped_without_a_charge(
     store,
 ):
     item = active(engine, sim, autoprolong=True)
-    store.db.execute("update account set balance = '1' where name = 'alice'")
+    set_balance(store, sim, "1")
     sim.to(datetime(2026, 1, 31, 12))
 
     assert engine.run_due(sim.now) == []
@@ -625,7 +602,7 @@ def test_an_autoprolong_the_seller_refuses_is_charged_once_and_waits_for_a_resta
         sim.advance("5m")
         engine.cron(sim.now)
 
-    assert [op["state"] for op in store.operations(item)] == ["done", "failed"]
+    assert [op.state for op in store.operations(item)] == ["done", "failed"]
     assert balance(engine) == 500 - 2 * Decimal("11.00")
 
 
@@ -656,7 +633,7 @@ def test_a_top_up_adds_to_the_balance_with_its_expense_row(engine, store, sim):
     engine.topup("bob", "10.50", sim.now)
 
     assert balance(engine, "bob") == Decimal("15.50")
-    assert [(e["amount"], e["reason"]) for e in store.expenses()] == [("10.50", "topup")]
+    assert [(str(e.amount), e.reason) for e in store.expenses()] == [("10.50", "topup")]
 
 
 @pytest.mark.parametrize(

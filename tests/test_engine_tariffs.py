@@ -2,65 +2,45 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
-from tests.engine_fixtures import (
-    SIM_WORLD,
-    dump,
-    engine,
-    http,
-    module,
-    order,
-    refused,
-    sim,
-    sim_app,
-    sim_world,
-    store,
-    tariff,
-)
-
-FIXTURES = (
-    engine,
-    http,
-    module,
-    sim,
-    sim_app,
-    sim_world,
-    store,
-    tariff,
-)  # pytest finds the imported fixtures here
+from tests.helpers import PASSWORD, SIM_WORLD, URL, dump, order, refused
 
 ADDONS = SIM_WORLD["tariffs"][5]["addons"]
 
 
 def view(store, intname: str) -> dict:
     """A tariff as the operator sees it: prices, add-ons, items and templates."""
-    pricelist = store.pricelist(intname)
-    specs = store.addons(pricelist["id"])
+    plan = store.tariff(intname)
     return {
-        "prices": store.prices(pricelist["id"]),
-        "addons": {n: "enabled" if s.enabled else "disabled" for n, s in specs.items()},
+        "prices": plan.prices,
+        "addons": {n: "enabled" if s.enabled else "disabled" for n, s in plan.addons.items()},
         "addon_prices": {
-            n: s.items if s.type == "enumeration" else s.price for n, s in specs.items()
+            n: s.items if s.type == "enumeration" else s.price for n, s in plan.addons.items()
         },
-        "ostempl": store.tariff_values(pricelist["id"], "ostempl"),
-        "recipe": store.tariff_values(pricelist["id"], "recipe"),
+        "ostempl": plan.values("ostempl"),
+        "recipe": plan.values("recipe"),
     }
 
 
 def module_values(store, param: str) -> set[str]:
-    return {r["intname"] for r in store.db["paramvalue"].rows_where("param = ?", [param])}
+    """The values of `param` the processing module holds (`paramvalue`), from the store's dump:
+    the store has no method that reads them back."""
+    row = re.compile(r'^INSERT INTO "paramvalue" VALUES\(\d+,\'(\w+)\',\'([^\']*)\'\);$')
+    found = (row.match(line) for line in store.dump())
+    return {m.group(2) for m in found if m and m.group(1) == param}
 
 
 @pytest.fixture
 def bare(store, http):
     """An engine with no main currency, no rates and a module `seller`."""
     bare = Engine(store, lambda url, login, password: SellerClient(url, login, password, http))
-    bare.connect("seller", "http://simulator", "reseller", "s3cret", [], None)
+    bare.connect("seller", URL, "reseller", PASSWORD, [], None)
     return bare
 
 
@@ -79,8 +59,8 @@ def test_a_tariff_is_imported_as_seller_id_dash_intname_with_prices_converted(
 ):
     assert engine.import_tariff(module, 5, sim.now) == "5-vds-1"
 
-    row = store.pricelist("5-vds-1")
-    assert (row["name"], row["itemtype"], row["remote_id"], row["currency"]) == (
+    plan = store.tariff("5-vds-1")
+    assert (plan.name, plan.itemtype, plan.remote_id, plan.currency) == (
         "VDS-1",
         "vds",
         5,
@@ -102,7 +82,7 @@ def test_every_addon_is_imported_enabled_with_converted_prices_and_its_items(tar
         "backup": Decimal("2.20"),
         "panel": {"none": Decimal("0.00"), "ispmanager": Decimal("5.50")},
     }
-    ram = store.addons(store.pricelist(tariff)["id"])["ram"]
+    ram = store.tariff(tariff).addons["ram"]
     assert (ram.remote_id, ram.included, ram.max) == (11, 1024, 8192)
 
 
@@ -247,7 +227,7 @@ def test_a_sync_creates_new_enumeration_items_priced_and_deletes_removed_ones(
         "ispmanager": Decimal("5.50"),
         "cpanel": Decimal("11.00"),
     }
-    items = store.addons(store.pricelist(tariff)["id"])["panel"].item_ids
+    items = store.tariff(tariff).addons["panel"].item_ids
     assert items["cpanel"] != items["ispmanager"]
 
 

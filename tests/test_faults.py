@@ -20,20 +20,11 @@ from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.errors import ResellerError
 from scenarios import invariants
-from scenarios.harness import Harness
+from scenarios.harness import Harness, changes_seller_state
 from tests.end_to_end import PASSWORD, assert_invariants, digest, harness
 
 CALL_FAULTS = ("down", "error", "slow")
-STATE_CHANGING = ("order.param", ".edit", ".suspend", ".resume", ".delete", "service.prolong")
 AFTERWARDS = timedelta(minutes=10)  # the retries and polls an action's faults may also meet
-
-
-def changes_state(params: dict) -> bool:
-    """Whether a BILLmanager call changes the seller's state (a lost reply can only hit these)."""
-    func = str(params.get("func", ""))
-    if func.endswith((".suspend", ".resume", ".delete")):
-        return True
-    return func.endswith(STATE_CHANGING) and params.get("sok") == "ok"
 
 
 class FaultAtCall:
@@ -46,7 +37,7 @@ class FaultAtCall:
         self.hit = False
 
     def post(self, url, data=None, **kwargs):
-        counts = self.kind != "lose_reply" or changes_state(data or {})
+        counts = self.kind != "lose_reply" or changes_seller_state(data or {})
         self.counted += counts
         armed = counts and self.n >= 1 and self.n <= self.counted < self.n + self.span
         faults = self.h.seller.faults
@@ -75,7 +66,7 @@ def engine_through(h: Harness, http: FaultAtCall) -> None:
 
 def linked_service(h: Harness, **order) -> int:
     """A service of alice's, ordered, set up and known to be active."""
-    if not h.store.pricelist("5-vds-1"):
+    if not h.store.tariff("5-vds-1"):
         h.engine.import_tariff("seller", 5, h.now)
     item = h.engine.order(
         "alice", "5-vds-1", order.pop("period", 1), h.now, ostempl="debian-12", **order
@@ -153,15 +144,15 @@ def sync_tariff(h):
 
 def poll_events(h):
     item = linked_service(h)
-    h.control.post("/actions/add_ip", {"service": h.store.item(item)["remote_id"]})
-    h.control.post("/actions/suspend", {"service": h.store.item(item)["remote_id"]})
+    h.control.post("/actions/add_ip", {"service": h.store.item(item).remote_id})
+    h.control.post("/actions/suspend", {"service": h.store.item(item).remote_id})
     return lambda: h.engine.checkevent("seller", h.now)
 
 
 def reconcile(h):
     first, second = linked_service(h), linked_service(h)
     for item in (first, second):
-        h.control.post("/actions/add_ip", {"service": h.store.item(item)["remote_id"]})
+        h.control.post("/actions/add_ip", {"service": h.store.item(item).remote_id})
     h.control.post("/faults", {"kind": "drop_events", "times": 1})
     h.drop_events_used = True
     h.engine.checkevent("seller", h.now)
@@ -283,12 +274,12 @@ def test_an_operation_the_seller_never_answers_gives_up_after_a_day_with_its_rea
         h.control.post("/faults", {"kind": "down", "times": 100_000})
         item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
         h.wait(timedelta(hours=23))
-        assert h.store.latest_operation(item)["state"] == "running"
+        assert h.store.latest_operation(item).state == "running"
         h.wait(timedelta(hours=2))
         operation = h.store.latest_operation(item)
-        assert operation["state"] == "failed"
-        assert operation["error_type"] == "unavailable"
-        assert "24 hours" in operation["error_msg"]
+        assert operation.state == "failed"
+        assert operation.error_type == "unavailable"
+        assert "24 hours" in operation.error_msg
         assert not h.seller.services
         settled(h)
     finally:
@@ -302,9 +293,9 @@ def test_a_slow_seller_over_a_socket_is_retried_and_the_order_placed_once():
         h.engine.import_tariff("seller", 5, h.now)
         h.control.post("/faults", {"kind": "slow", "times": 2})
         item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
-        assert h.store.latest_operation(item)["state"] == "running"
+        assert h.store.latest_operation(item).state == "running"
         h.wait(timedelta(minutes=10))
-        assert h.store.latest_operation(item)["state"] == "done"
+        assert h.store.latest_operation(item).state == "done"
         assert len(h.seller.services) == 1
         settled(h)
     finally:
@@ -342,7 +333,7 @@ def test_duplicated_and_reordered_events_each_change_state_once_in_the_sellers_o
     h = harness()
     try:
         item = linked_service(h)
-        remote = h.store.item(item)["remote_id"]
+        remote = h.store.item(item).remote_id
         statuses = []
         for step, (change, fault) in enumerate(changes):
             seller_change(h, remote, change, step)
@@ -350,9 +341,9 @@ def test_duplicated_and_reordered_events_each_change_state_once_in_the_sellers_o
                 h.control.post("/faults", {"kind": fault, "times": 1})
             if step % 3 == 2:
                 h.engine.checkevent("seller", h.now)
-                statuses.append(h.store.item(item)["status"])
+                statuses.append(h.store.item(item).status)
         h.engine.checkevent("seller", h.now)
-        applied = [e["event_id"] for e in h.store.applied_events()]
+        applied = [e.event_id for e in h.store.applied_events()]
         assert applied == sorted(applied), "events were applied out of the seller's order"
         assert len(applied) == len(set(applied)), "an event was applied twice"
         assert not any(h.seller.feeds.values())
@@ -370,16 +361,16 @@ def test_reconcile_repairs_what_dropped_events_lost(changes, drops):
     h = harness()
     try:
         item = linked_service(h)
-        remote = h.store.item(item)["remote_id"]
+        remote = h.store.item(item).remote_id
         h.control.post("/faults", {"kind": "drop_events", "times": drops})
         for step, change in enumerate(changes):
             seller_change(h, remote, change, step)
             h.engine.checkevent("seller", h.now)
         h.engine.reconcile("seller", h.now)
         local, seller = h.store.item(item), h.seller.services[remote]
-        assert local["status"] == seller.status
-        assert sorted(h.store.item_ips(item)) == sorted(seller.ips)
-        assert h.store.item_addons(item)["ram"] == str(seller.addons["ram"])
+        assert local.status == seller.status
+        assert sorted(local.ips) == sorted(seller.ips)
+        assert local.addons["ram"] == str(seller.addons["ram"])
         assert not invariants.converged(h)
         assert not invariants.operations_settle(h)
     finally:
@@ -400,12 +391,12 @@ def test_two_modules_on_one_seller_account_lose_each_others_events_at_the_seller
         other.import_tariff("seller", 5, h.now)
         h.engine.import_tariff("seller", 5, h.now)
         mine = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
-        remote = h.store.item(mine)["remote_id"]
+        remote = h.store.item(mine).remote_id
         h.control.post("/actions/suspend", {"service": remote})
         report = other.checkevent("seller", h.now)  # the other reseller polls first
         assert report.fetched >= 2
         assert h.engine.checkevent("seller", h.now).fetched == 0
-        assert h.store.item(mine)["status"] == 1, "the events reached the wrong reseller"
+        assert h.store.item(mine).status == 1, "the events reached the wrong reseller"
         assert h.seller.services[remote].status == 3
     finally:
         h.close()

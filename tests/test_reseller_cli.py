@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import os
 import socket
+import stat
 import subprocess
 import sys
 from datetime import datetime
@@ -15,11 +18,23 @@ from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.jobs import scheduler_for
 from reseller.store import Store
-from tests.engine_fixtures import PASSWORD, dump, plain_session, served, sim, sim_app, sim_world
+from tests.helpers import PASSWORD, dump, plain_session
 
-FIXTURES = (served, sim, sim_app, sim_world)
 ROOT = Path(__file__).resolve().parent.parent
 NOW = "2026-01-01T00:00:00"
+CONNECTED = "module seller connected (id 1)\n"
+
+
+def run_py(db: Path, *args: str, **options) -> subprocess.CompletedProcess:
+    """`python run.py reseller --db DB --now NOW ...` as a process of its own."""
+    return subprocess.run(
+        [sys.executable, "run.py", "reseller", "--db", str(db), "--now", NOW, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        **options,
+    )
 
 
 class Cli:
@@ -48,7 +63,7 @@ class Cli:
         try:
             return dump(store)
         finally:
-            store.db.close()
+            store.close()
 
 
 @pytest.fixture
@@ -57,10 +72,23 @@ def cli(tmp_path, served, capsys):
 
 
 @pytest.fixture
-def ready(cli):
+def password_file(tmp_path) -> Path:
+    """The seller password in a file, as `connect --password-file` reads it."""
+    path = tmp_path / "seller-password"
+    path.write_text(PASSWORD + "\n")
+    return path
+
+
+def connect_args(cli: Cli, *source: str) -> list[str]:
+    """`connect seller` to the served simulator as `reseller`, the password from `source`."""
+    return ["connect", "seller", "--url", cli.url, "--login", "reseller", *source]
+
+
+@pytest.fixture
+def ready(cli, password_file):
     """USD at 1.10 per EUR, module `seller`, client alice with 500, tariff 5 imported."""
     cli.ok("configure", "--currency", "USD", "--rate", "EUR=1.10")
-    cli.ok("connect", "seller", "--url", cli.url, "--login", "reseller", "--password", PASSWORD)
+    cli.ok(*connect_args(cli, "--password-file", str(password_file)))
     cli.ok("client", "alice", "--balance", "500")
     cli.ok("import", "seller", "5")
     return cli
@@ -160,7 +188,7 @@ def test_a_bad_now_is_refused(ready):
     assert (code, err) == (2, "error: --now: 'yesterday' is not an ISO date-time\n")
 
 
-def test_a_seller_nobody_answers_at_is_unavailable(cli):
+def test_a_seller_nobody_answers_at_is_unavailable(cli, password_file):
     # Bound but never listening: the port refuses connections, and no other test (an xdist
     # worker's server, say) can be given it meanwhile, as it could once it was closed.
     with socket.socket() as bound:
@@ -168,7 +196,7 @@ def test_a_seller_nobody_answers_at_is_unavailable(cli):
         nobody = f"http://127.0.0.1:{bound.getsockname()[1]}"
 
         code, out, err = cli(
-            "connect", "s", "--url", nobody, "--login", "l", "--password", PASSWORD
+            "connect", "s", "--url", nobody, "--login", "l", "--password-file", str(password_file)
         )
 
     assert code == 1 and err.startswith(f"error: unavailable: cannot reach {nobody}")
@@ -185,36 +213,146 @@ def test_a_database_that_cannot_be_opened_is_a_clear_error(tmp_path, capsys):
 
 
 def test_the_command_runs_as_a_process_and_exits_with_its_status(tmp_path, served):
-    def run_py(*args):
-        return subprocess.run(
-            [sys.executable, "run.py", "reseller", "--db", str(tmp_path / "r.db"), "--now", NOW]
-            + list(args),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+    db = tmp_path / "r.db"
 
     connected = run_py(
-        "connect", "seller", "--url", served, "--login", "reseller", "--password", PASSWORD
+        db, "connect", "seller", "--url", served, "--login", "reseller", "--password", PASSWORD
     )
-    refused = run_py("import", "seller", "5")
+    refused = run_py(db, "import", "seller", "5")
 
-    assert (connected.returncode, connected.stdout) == (0, "module seller connected (id 1)\n")
+    assert (connected.returncode, connected.stdout) == (0, CONNECTED)
     assert refused.returncode == 1
     assert (
         refused.stderr == "error: no_rate: no main currency is set, so prices cannot be imported\n"
     )
 
 
+# -- the seller password and the database file ----------------------------------------------
+
+
+@pytest.fixture
+def no_password_in_environment(monkeypatch):
+    """No $SELLER_PASSWORD, whatever the shell that runs the tests has set."""
+    monkeypatch.delenv("SELLER_PASSWORD", raising=False)
+
+
+def test_connect_reads_the_password_from_the_first_line_of_a_file_without_a_warning(
+    cli, tmp_path, password_file
+):
+    wrong = tmp_path / "wrong-password"
+    wrong.write_text("x" + PASSWORD + "\n" + PASSWORD + "\n")
+
+    code, _, err = cli(*connect_args(cli, "--password-file", str(wrong)))
+    assert (code, err) == (1, "error: auth: Invalid username or password\n")
+
+    assert cli.ok(*connect_args(cli, "--password-file", str(password_file))) == CONNECTED
+
+
+@pytest.mark.parametrize(
+    ("content", "says"),
+    [(None, "cannot read"), ("", "is empty"), ("\n", "is empty")],
+)
+def test_a_password_file_missing_or_empty_is_a_clear_error_and_nothing_is_written(
+    cli, tmp_path, content, says
+):
+    path = tmp_path / "password"
+    if content is not None:
+        path.write_text(content)
+    cli.ok("configure", "--currency", "USD")
+    before = cli.dump()
+
+    code, out, err = cli(*connect_args(cli, "--password-file", str(path)))
+
+    assert (code, out) == (1, "")
+    assert err.startswith("error: value: --password-file: ")
+    assert str(path) in err and says in err
+    assert PASSWORD not in err
+    assert cli.dump() == before
+
+
+def test_connect_takes_the_password_from_seller_password_without_a_warning(cli, monkeypatch):
+    monkeypatch.setenv("SELLER_PASSWORD", "x" + PASSWORD)
+    code, _, err = cli(*connect_args(cli))
+    assert (code, err) == (1, "error: auth: Invalid username or password\n")
+
+    monkeypatch.setenv("SELLER_PASSWORD", PASSWORD)
+    assert cli.ok(*connect_args(cli)) == CONNECTED
+
+
+def test_a_password_file_wins_over_seller_password(cli, monkeypatch, password_file):
+    monkeypatch.setenv("SELLER_PASSWORD", "x" + PASSWORD)
+
+    assert cli.ok(*connect_args(cli, "--password-file", str(password_file))) == CONNECTED
+
+
+def test_connect_with_password_still_works_and_warns_that_the_process_list_shows_it(
+    cli, no_password_in_environment
+):
+    code, out, err = cli(*connect_args(cli, "--password", PASSWORD))
+
+    assert (code, out) == (0, CONNECTED)
+    (warning,) = err.splitlines()
+    assert warning.startswith("warning: --password shows in the process list")
+    assert "--password-file" in warning and "$SELLER_PASSWORD" in warning
+    assert PASSWORD not in err
+
+
+def test_connect_without_a_password_or_a_terminal_is_a_clear_error_and_writes_nothing(
+    cli, monkeypatch, no_password_in_environment
+):
+    cli.ok("configure", "--currency", "USD")
+    before = cli.dump()
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))  # input from a pipe: no one to ask
+
+    code, out, err = cli(*connect_args(cli))
+
+    assert (code, out) == (1, "")
+    assert err.startswith("error: value: connect needs the seller password")
+    assert "--password-file" in err and "$SELLER_PASSWORD" in err
+    assert cli.dump() == before
+
+
+def test_a_script_run_without_a_terminal_gets_the_error_instead_of_a_prompt(tmp_path, served):
+    environment = {k: v for k, v in os.environ.items() if k != "SELLER_PASSWORD"}
+    args = ["connect", "seller", "--url", served, "--login", "reseller"]
+
+    asked = run_py(tmp_path / "r.db", *args, stdin=subprocess.DEVNULL, env=environment)
+    given = run_py(
+        tmp_path / "r.db",
+        *args,
+        stdin=subprocess.DEVNULL,
+        env={**environment, "SELLER_PASSWORD": PASSWORD},
+    )
+
+    assert (asked.returncode, asked.stdout) == (1, "")
+    assert asked.stderr.startswith("error: value: connect needs the seller password")
+    assert (given.returncode, given.stdout, given.stderr) == (0, CONNECTED, "")
+
+
+def test_a_new_database_file_is_readable_and_writable_by_its_owner_only(cli, password_file):
+    umask = os.umask(0o022)  # the usual umask, under which a new file is readable by all
+    try:
+        cli.ok("configure", "--currency", "USD")
+        cli.ok(*connect_args(cli, "--password-file", str(password_file)))
+    finally:
+        os.umask(umask)
+
+    files = sorted(cli.db.parent.glob(cli.db.name + "*"))
+    assert cli.db in files
+    assert {f.name: oct(stat.S_IMODE(f.stat().st_mode)) for f in files} == {
+        f.name: "0o600" for f in files
+    }
+
+
 def test_the_daemons_jobs_poll_every_module_and_retry(ready):
+    """Each line the jobs report starts with the time it was acted at (issue 9)."""
     ready.ok("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12")
     store, lines = Store(str(ready.db)), []
     with plain_session() as http:
         engine = Engine(store, lambda url, login, pw: SellerClient(url, login, pw, http))
         jobs = scheduler_for(engine, lines.append, clock=lambda: datetime(2026, 1, 1, 0, 5))
         jobs.run_all()
-    store.db.close()
+    store.close()
 
     assert sorted(job.interval for job in jobs.jobs) == [1, 5]
-    assert "checkevent seller: 1 fetched, 1 applied, 0 kept unmatched" in lines
+    assert "2026-01-01 00:05:00 checkevent seller: 1 fetched, 1 applied, 0 kept unmatched" in lines

@@ -62,23 +62,23 @@ def test_the_cron_polls_the_seller_at_each_five_minute_tick(harness):
     harness.engine.import_tariff("seller", 5, harness.now)
     item = harness.engine.order("alice", "5-vds-1", 1, harness.now, ostempl="debian-12")
     harness.advance(START + timedelta(minutes=4, seconds=59))
-    assert harness.store.item(item)["status"] == 1
+    assert harness.store.item(item).status == 1
     harness.advance(START + timedelta(minutes=5))
-    assert harness.store.item(item)["status"] == 2
-    assert harness.store.item(item)["expiredate"] == "2026-02-01"
+    assert harness.store.item(item).status == 2
+    assert harness.store.item(item).expiredate == "2026-02-01"
 
 
 def test_a_wait_retries_an_operation_with_backoff_until_the_seller_answers(harness):
     harness.engine.import_tariff("seller", 5, harness.now)
     harness.control.post("/faults", {"kind": "down", "times": 3})
     item = harness.engine.order("alice", "5-vds-1", 1, harness.now, ostempl="debian-12")
-    assert harness.store.latest_operation(item)["state"] == "running"
+    assert harness.store.latest_operation(item).state == "running"
     harness.wait(timedelta(minutes=3))  # tries at 1m and 3m both refused
     operation = harness.store.latest_operation(item)
-    assert (operation["state"], operation["attempts"]) == ("running", 3)
-    assert operation["next_try"] == "2026-01-01 00:07:00"
+    assert (operation.state, operation.attempts) == ("running", 3)
+    assert operation.next_try == datetime(2026, 1, 1, 0, 7)
     harness.wait(timedelta(minutes=4))
-    assert harness.store.latest_operation(item)["state"] in ("manual", "done")
+    assert harness.store.latest_operation(item).state in ("manual", "done")
     assert len(harness.seller.services) == 1
 
 
@@ -87,10 +87,10 @@ def test_an_operation_gives_up_as_failed_after_a_day_of_transport_failures(harne
     harness.control.post("/faults", {"kind": "error", "times": 1000})
     item = harness.engine.order("alice", "5-vds-1", 1, harness.now, ostempl="debian-12")
     harness.wait(timedelta(hours=23, minutes=50))
-    assert harness.store.latest_operation(item)["state"] == "running"
+    assert harness.store.latest_operation(item).state == "running"
     harness.wait(timedelta(hours=1))
     operation = harness.store.latest_operation(item)
-    assert (operation["state"], operation["error_type"]) == ("failed", "unavailable")
+    assert (operation.state, operation.error_type) == ("failed", "unavailable")
     assert harness.seller.services == {}
 
 

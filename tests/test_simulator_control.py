@@ -44,7 +44,7 @@ def kinds(events: list[dict]) -> list[tuple[str, int]]:
 
 def sim(client, method: str, path: str, /, **body):
     """A control call that must succeed; its JSON."""
-    reply = client.open(f"/_sim/{path}", method=method, json=body or None)
+    reply = client.open(f"/_sim/{path}", method=method, json=body if method == "POST" else None)
     assert reply.status_code == 200, reply.json
     return reply.json
 
@@ -504,6 +504,7 @@ def test_account_view_shows_balance_level_rights_and_pending_events(client, sess
         "level": 16,
         "can_suspend": False,
         "pending_events": 1,
+        "failed_logins": 0,
     }
     assert sim(client, "GET", "accounts/root")["level"] == 29
 
@@ -574,21 +575,24 @@ def test_call_log_names_the_account_of_a_refused_call(client, session):
 # -- snapshots -------------------------------------------------------------------------------
 
 
-def test_snapshot_restores_the_state_it_saved(client, session, tmp_path):
+def test_snapshot_restores_the_state_it_saved(client, session):
     service_id = order(session, remoteid="r-1", addon_13=1302)
     act(client, "add_ip", service=service_id, ip="10.0.0.8")
     act(client, "edit_tariff", id=5, prices={1: 11, 3: 30})
     add_fault(client, "drop_events", 1)
     sim(client, "POST", "clock", advance="3h")
-    path = tmp_path / "seller.json"
     saved = state(client)
 
-    assert sim(client, "POST", "snapshot", path=str(path)) == {"ok": True, "path": str(path)}
+    assert sim(client, "POST", "snapshot", name="three-hours") == {
+        "ok": True,
+        "name": "three-hours",
+    }
     order(session)
     act(client, "topup", account="other", amount=5)
     sim(client, "POST", "clock", advance="1d")
-    assert sim(client, "POST", "restore", path=str(path)) == {
+    assert sim(client, "POST", "restore", name="three-hours") == {
         "ok": True,
+        "name": "three-hours",
         "now": "2026-01-01 03:00:00",
     }
 
@@ -596,14 +600,13 @@ def test_snapshot_restores_the_state_it_saved(client, session, tmp_path):
     assert pending_faults(client) == {"drop_events": 1}
 
 
-def test_restored_seller_keeps_its_automation_and_ids_going(client, session, tmp_path):
+def test_restored_seller_keeps_its_automation_and_ids_going(client, session):
     expiring = order(session)
     later = order(session, pricelist=6)
-    path = tmp_path / "seller.json"
-    sim(client, "POST", "snapshot", path=str(path))
+    sim(client, "POST", "snapshot", name="two-orders")
     sim(client, "POST", "reset")
 
-    sim(client, "POST", "restore", path=str(path))
+    sim(client, "POST", "restore", name="two-orders")
     new = order(session)
     sim(client, "POST", "clock", advance="32d")
 
@@ -619,13 +622,12 @@ def test_restored_seller_keeps_its_automation_and_ids_going(client, session, tmp
     ]
 
 
-def test_sessions_do_not_survive_a_restore(client, session, tmp_path):
+def test_sessions_do_not_survive_a_restore(client, session):
     reply = session.post(URL, data={"func": "auth", "username": "reseller", "password": "s3cret"})
     sid = ET.fromstring(reply.content).find("auth").get("id")
-    path = tmp_path / "seller.json"
-    sim(client, "POST", "snapshot", path=str(path))
+    sim(client, "POST", "snapshot", name="logged-in")
 
-    sim(client, "POST", "restore", path=str(path))
+    sim(client, "POST", "restore", name="logged-in")
 
     doc = ET.fromstring(session.post(URL, data={"func": "whoami", "auth": sid}).content)
     assert doc.find("error").get("type") == "auth"
@@ -1084,13 +1086,12 @@ def test_a_badly_aimed_fault_is_refused_naming_the_key(client, body, key):
     assert pending_faults(client) == {}
 
 
-def test_aimed_faults_survive_a_snapshot(client, tmp_path):
+def test_aimed_faults_survive_a_snapshot(client):
     aim(client, "slow", 3, func="vds.*", account="other")
-    path = tmp_path / "seller.json"
-    sim(client, "POST", "snapshot", path=str(path))
+    sim(client, "POST", "snapshot", name="aimed")
     sim(client, "DELETE", "faults")
 
-    sim(client, "POST", "restore", path=str(path))
+    sim(client, "POST", "restore", name="aimed")
 
     (fault,) = sim(client, "GET", "faults")["faults"]
     assert (fault["kind"], fault["times"], fault["func"], fault["account"]) == (

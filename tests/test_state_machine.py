@@ -13,7 +13,6 @@ import shutil
 import sys
 import tempfile
 from datetime import timedelta
-from decimal import Decimal
 from pathlib import Path
 
 from hypothesis import event, settings
@@ -28,9 +27,13 @@ from hypothesis.stateful import (
     rule,
 )
 
-from reseller.domain import FAILED, MANUAL, RUNNING
+from reseller.engine import Engine
 from reseller.errors import ResellerError
+from reseller.model import FAILED, MANUAL, RUNNING, SETPARAM, UNKNOWN
+from reseller.store import Store
 from scenarios import invariants
+from scenarios.harness import CRASH_POINTS as CALL_CRASH_POINTS
+from scenarios.harness import EngineDied
 from tests.end_to_end import (
     ADDON_CHOICES,
     Crash,
@@ -115,6 +118,7 @@ class ResellingMachine(RuleBasedStateMachine):
         )
         self.h.engine.import_tariff("seller", 5, self.h.now)
         self.crashes = 0
+        self.second = None
         self.known: set[int] = set()
         client = "alice" if alice else "bob"
         item = self.act(
@@ -138,6 +142,8 @@ class ResellingMachine(RuleBasedStateMachine):
             if self.h is not None:
                 self.check_converged_after_drain()
         finally:
+            if getattr(self, "second", None) is not None:
+                self.second.store.close()
             if self.h is not None:
                 self.h.close()
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -145,7 +151,7 @@ class ResellingMachine(RuleBasedStateMachine):
     # -- helpers -----------------------------------------------------------------------------
 
     def imported(self) -> list[str]:
-        return [n for n in TARIFFS.values() if self.h.store.pricelist(n)]
+        return [n for n in TARIFFS.values() if self.h.store.tariff(n)]
 
     def act(self, what, refusals: set[str], *, changes_on_refusal: bool = False):
         """Run a reseller action; a refusal must be of an expected type and change nothing."""
@@ -159,7 +165,7 @@ class ResellingMachine(RuleBasedStateMachine):
             if not changes_on_refusal:
                 assert digest(self.h) == before, f"refused with {error.type} but changed state"
             return None
-        except Crash as crash:
+        except (Crash, EngineDied) as crash:
             event(f"{name}: the engine died at {crash}")
             self.restart()
             return None
@@ -169,7 +175,8 @@ class ResellingMachine(RuleBasedStateMachine):
     def restart(self) -> None:
         """The engine died at its crash point: start a new one on the same database file."""
         self.crashes += 1
-        restart_engine(self.h, self.db_path)
+        self.h.watch.disarm()
+        restart_engine(self.h)
 
     def seller_action(self, name: str, body: dict) -> None:
         """A seller-side action by its staff; refusals (409) are fine, anything else is not."""
@@ -187,12 +194,12 @@ class ResellingMachine(RuleBasedStateMachine):
         return {
             name
             for op in self.h.store.operations(item_id)
-            if op["kind"] == "setparam" and op["state"] == RUNNING and op["attempts"]
-            for name in op["params"]["addons"]
+            if op.kind == SETPARAM and op.state == RUNNING and op.outcome == UNKNOWN
+            for name in op.params["addons"]
         }
 
     def remote_of(self, item_id: int) -> int | None:
-        return self.h.store.item(item_id)["remote_id"]
+        return self.h.store.item(item_id).remote_id
 
     # -- the reseller's operator and clients -------------------------------------------------
 
@@ -233,11 +240,11 @@ class ResellingMachine(RuleBasedStateMachine):
         if not imported:
             return multiple()
         tariff = data.draw(st.sampled_from(imported), label="tariff")
-        pricelist = self.h.store.pricelist(tariff)
-        periods = sorted(self.h.store.prices(pricelist["id"]))
+        plan = self.h.store.tariff(tariff)
+        periods = sorted(plan.prices)
         period = data.draw(mostly(st.sampled_from(periods), st.sampled_from([2, 24])), "period")
-        addons = data.draw(self.addons_for(pricelist["id"]), label="addons")
-        templates = self.h.store.tariff_values(pricelist["id"], "ostempl")
+        addons = data.draw(self.addons_for(plan.id), label="addons")
+        templates = plan.ostempl
         ostempl = data.draw(
             mostly(st.sampled_from([None, *templates]), st.just("windows")), label="ostempl"
         )
@@ -262,7 +269,7 @@ class ResellingMachine(RuleBasedStateMachine):
 
     def addons_for(self, pricelist_id: int):
         """Add-on values for a tariff: its enabled ones, valid or (less often) not."""
-        specs = self.h.store.addons(pricelist_id)
+        specs = self.h.store.tariff_by_id(pricelist_id).addons
         valid = {}
         for name, spec in specs.items():
             if not spec.enabled:
@@ -284,7 +291,7 @@ class ResellingMachine(RuleBasedStateMachine):
 
     def _crashed_order(self) -> int | None:
         """After a crash inside an order, the service it created (if its write committed)."""
-        fresh = [i["id"] for i in self.h.store.items() if i["id"] not in self.known]
+        fresh = [i.id for i in self.h.store.items() if i.id not in self.known]
         return fresh[-1] if fresh else None
 
     @rule(service=services, period=st.sampled_from([1, 2, 3, 12, -50]))
@@ -297,7 +304,7 @@ class ResellingMachine(RuleBasedStateMachine):
 
     @rule(service=services, data=st.data())
     def set_addons(self, service, data):
-        addons = data.draw(self.addons_for(self.h.store.item(service)["pricelist"]))
+        addons = data.draw(self.addons_for(self.h.store.item(service).pricelist))
         self.act(lambda: self.h.engine.set_addons(service, addons, self.h.now), OPERATION_REFUSALS)
 
     @rule(service=services)
@@ -397,19 +404,47 @@ class ResellingMachine(RuleBasedStateMachine):
             "edit_tariff", {"id": 5, "addons": chosen, "ostempl": ostempl, "recipes": recipes}
         )
 
-    @rule(kind=st.sampled_from(CALL_FAULTS + FEED_FAULTS), times=st.integers(1, 3))
-    def seller_fault(self, kind, times):
-        if kind not in self.faults:
+    @rule(
+        kind=st.sampled_from(CALL_FAULTS + FEED_FAULTS),
+        times=st.integers(1, 3),
+        func=st.sampled_from([None, None, "itemevent", "*.order.param", "service.prolong", "vds*"]),
+        account=st.sampled_from([None, None, "reseller", "shop"]),
+    )
+    def seller_fault(self, kind, times, func, account):
+        """A fault, now and then aimed at one function (the event feed among them: a lost
+        feed reply loses that read's events) or at one account."""
+        if kind not in self.faults or (kind in FEED_FAULTS and func not in (None, "itemevent")):
             return
         if kind == "drop_events":
             self.h.drop_events_used = True
-        self.h.control.post("/faults", {"kind": kind, "times": times})
+        aim = {key: value for key, value in (("func", func), ("account", account)) if value}
+        self.h.control.post("/faults", {"kind": kind, "times": times, **aim})
 
     # -- the engine's process ----------------------------------------------------------------
 
     @rule(point=st.sampled_from(CRASH_POINTS), after=st.integers(0, 2))
     def arm_crash(self, point, after):
         crash_at(self.h.engine, point, after)
+
+    @rule(point=st.sampled_from(CALL_CRASH_POINTS))
+    def arm_call_crash(self, point):
+        """The engine dies at the next call that changes the seller's state (before it goes
+        out, or right after its reply came), or right after its next read of the feed or of
+        services, as a scenario's `crash:` does."""
+        self.h.watch.arm(point, any_call=False)
+
+    @rule()
+    def a_second_engine_runs_the_cron(self):
+        """Another engine process on the same database (a CLI beside the daemon) runs a tick:
+        it must leave alone what the first has claimed, and never send anything twice."""
+        if self.second is None:
+            self.second = Engine(Store(self.db_path), self.h.open_client)
+        try:
+            self.second.cron(self.h.now)
+        except (Crash, EngineDied) as crash:
+            event(f"second engine: died at {crash}")
+            self.second.store.close()
+            self.second = None
 
     # -- the clock ---------------------------------------------------------------------------
 
@@ -427,7 +462,7 @@ class ResellingMachine(RuleBasedStateMachine):
             try:
                 fast_advance(self.h, until)
                 return
-            except Crash as crash:
+            except (Crash, EngineDied) as crash:
                 event(f"wait: the engine died at {crash}")
                 self.restart()
         raise AssertionError("the engine kept crashing")
@@ -440,6 +475,7 @@ class ResellingMachine(RuleBasedStateMachine):
 
     def check_converged_after_drain(self) -> None:
         self.h.engine.crash_point = lambda name: None
+        self.h.watch.disarm()
         found = invariants.converged(self.h)
         assert not found, "\n".join(found)
         found = invariants.operations_settle(self.h)
@@ -458,19 +494,19 @@ class ResellingMachine(RuleBasedStateMachine):
         if self.h is None:
             return
         for op in self.h.store.operations():
-            assert op["state"] in (RUNNING, MANUAL, FAILED, "done"), op
-            if op["state"] == FAILED:
-                assert op["error_type"], f"operation {op['id']} failed without a reason"
-            if op["state"] == RUNNING:
-                due = op["next_try"]
-                assert due is not None and due <= str(self.h.now + timedelta(minutes=30)), op
+            assert op.state in (RUNNING, MANUAL, FAILED, "done"), op
+            if op.state == FAILED:
+                assert op.error_type, f"operation {op.id} failed without a reason"
+            if op.state == RUNNING:
+                due = op.due_at()
+                assert due is not None and due <= self.h.now + timedelta(minutes=30), op
 
     @invariant()
     def no_balance_is_negative(self):
         if self.h is None:
             return
         for client in self.h.store.clients():
-            assert Decimal(client["balance"]) >= 0, client
+            assert client.balance >= 0, client
         for account in self.h.seller.accounts.values():
             assert account.balance >= 0, account
 

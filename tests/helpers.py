@@ -1,29 +1,20 @@
-"""Fixtures for the reseller engine's tests: simulator -> control -> session -> store -> engine.
-
-Test modules import what they use by name (`from tests.engine_fixtures import engine, ...`);
-tests/conftest.py belongs to the simulator's tests.
-"""
+"""What the engine's tests share besides fixtures (those are in `tests/conftest.py`): the
+seller's world, the control API as calls, and small steps such as ordering a service."""
 
 from __future__ import annotations
 
-import copy
-import threading
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
 
 import pytest
 import requests
-import waitress
 
-from reseller.client import SellerClient
-from reseller.domain import PeriodRule
 from reseller.engine import Engine
 from reseller.errors import ResellerError
+from reseller.model import PeriodRule
 from reseller.store import Store
-from simulator.app import create_app, seller_of
-from simulator.transport import in_process_session
-from simulator.world import seller_from_world
+from simulator.app import seller_of
 from tests.worlds import VDS_1
 
 START = datetime(2026, 1, 1)
@@ -108,57 +99,6 @@ class Sim:
         return [e for e in self.get("/ledger", account=login)["ledger"] if Decimal(e["amount"]) < 0]
 
 
-@pytest.fixture
-def sim_world() -> dict:
-    """The seller's world; a test may edit its copy before anything else is built."""
-    return copy.deepcopy(SIM_WORLD)
-
-
-@pytest.fixture
-def sim_app(sim_world):
-    return create_app(seller_from_world(sim_world, START))
-
-
-@pytest.fixture
-def sim(sim_app) -> Sim:
-    return Sim(sim_app)
-
-
-@pytest.fixture
-def http(sim_app):
-    with in_process_session(sim_app, URL) as session:
-        yield session
-
-
-@pytest.fixture
-def store():
-    store = Store()
-    yield store
-    store.db.close()
-
-
-@pytest.fixture
-def engine(store, http, sim) -> Engine:
-    """The engine with USD as main currency (1 EUR = 1.10 USD), alice (500) and bob (5)."""
-    engine = Engine(store, lambda url, login, password: SellerClient(url, login, password, http))
-    engine.configure(RESELLER["currency"], RESELLER["rates"])
-    for name, balance in RESELLER["clients"].items():
-        engine.add_client(name, balance)
-    return engine
-
-
-@pytest.fixture
-def module(engine, sim) -> str:
-    """A module `seller` on the seller account `reseller`, with no period rules."""
-    return connect(engine, sim)
-
-
-@pytest.fixture
-def tariff(engine, module, sim) -> str:
-    """Seller tariff 5 imported: `5-vds-1`."""
-    return engine.import_tariff(module, 5, sim.now)
-
-
 def connect(
     engine: Engine,
     sim: Sim,
@@ -182,17 +122,17 @@ def active(engine: Engine, sim: Sim, **kwargs) -> int:
     """An ordered service the seller set up and whose `open` event the engine applied."""
     item = order(engine, sim, **kwargs)
     engine.checkevent("seller", sim.now)
-    assert engine.store.item(item)["status"] == 2
+    assert engine.store.item(item).status == 2
     return item
 
 
 def remote_of(engine: Engine, item: int) -> int:
-    return engine.store.item(item)["remote_id"]
+    return engine.store.item(item).remote_id
 
 
 def dump(store: Store) -> list[str]:
     """Every table of the engine's database as SQL, to compare before and after a call."""
-    return list(store.db.iterdump())
+    return store.dump()
 
 
 @contextmanager
@@ -204,29 +144,6 @@ def refused(store: Store, error_type: str):
     assert caught.value.type == error_type, caught.value
     assert caught.value.message
     assert dump(store) == before
-
-
-class SocketSimulator:
-    """The simulator app served by waitress on a free local port, in a background thread."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(self.server.close)
-        self.thread.join(timeout=5)
-
-
-@pytest.fixture
-def served(sim_app):
-    """The simulator on a real socket; its base URL."""
-    server = SocketSimulator(sim_app)
-    yield server.url
-    server.close()
 
 
 def plain_session() -> requests.Session:

@@ -1,0 +1,220 @@
+"""`checkevent`: poll a module's event feed, store what came, apply it in the seller's order.
+
+The poll is write-ahead: a mark that a read of the feed is in flight is committed before the
+seller is asked, and the events and the end of the mark commit together. The seller's feed
+empties on read, so a mark found open (the engine died after the read, the reply was lost or
+timed out) means events may be gone: the next poll reconciles the module first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from reseller.errors import SellerError
+from reseller.job import Job
+from reseller.model import (
+    CLOSE,
+    OPEN,
+    POLL_LEASE,
+    PROLONG,
+    REFUSALS,
+    SETPARAM,
+    STATUS_AFTER,
+    Item,
+    Module,
+    StoredEvent,
+    remoteid_of_ours,
+    seller_period,
+    superseded,
+)
+from reseller.operations import complete
+
+
+@dataclass
+class EventReport:
+    """What one `checkevent` did: events fetched and applied, kept unmatched, operations done,
+    and what a reconcile first repaired (when the last poll had been lost)."""
+
+    fetched: int = 0
+    applied: int = 0
+    unmatched: list[int] = field(default_factory=list)
+    completed: list[int] = field(default_factory=list)
+    reconciled: list[str] | None = None
+    busy: bool = False
+
+    def summary(self) -> str:
+        if self.busy:
+            return "another engine is polling this module; skipped"
+        line = (
+            f"{self.fetched} fetched, {self.applied} applied, {len(self.unmatched)} kept unmatched"
+        )
+        if self.reconciled is not None:
+            line += f"; the last poll was lost, reconciled first ({len(self.reconciled)} repairs)"
+        return line
+
+
+class Events(Job):
+    """The event mechanism: the feed polled every 5 minutes, each event applied once."""
+
+    def checkevent(self, module_name: str, now: datetime) -> EventReport:
+        """`mgrctl -m billmgr checkevent`: fetch the module's events, store them, apply them."""
+        module = self.engine.module(module_name)
+        report = EventReport()
+        mark = self.store.open_poll(module.id, self.owner, now, POLL_LEASE)
+        if mark is None:
+            report.busy = True
+            return report
+        if mark == "reconcile":
+            report.reconciled = self.engine.reconciler.reconcile_module(module, now)
+            self.store.renew_poll(module.id, self.owner, now, POLL_LEASE)
+        try:
+            events = self.engine.seller(module).events()
+        except SellerError as error:
+            if error.type in REFUSALS:  # refused before reading: nothing was handed over
+                self.store.close_poll(module.id, [], now)
+            raise
+        report.fetched = self.store.close_poll(module.id, events, now)
+        self.crash_point("events_saved")
+        self.apply_events(module, now, report)
+        return report
+
+    def apply_events(self, module: Module, now: datetime, report: EventReport) -> None:
+        """Apply stored events in the seller's id order, each once, in one transaction."""
+        # Each service's item is read once and kept current here; the applied events are
+        # finished together at the end of the same transaction: a poll can bring thousands.
+        items: dict[int, Item] = {}
+        applied: list[tuple[StoredEvent, int]] = []
+        with self.store.atomic():
+            for index, event in enumerate(self.store.pending_events(module.id)):
+                if index == 1:
+                    self.crash_point("applying_events")
+                item = items.get(event.remote_item) or self._event_item(module, event)
+                if item is None:
+                    self.store.mark_unmatched(event.id)
+                    report.unmatched.append(event.event_id)
+                    continue
+                items[event.remote_item] = item
+                report.completed += self._apply(module, item, event, now)
+                applied.append((event, item.id))
+                report.applied += 1
+            self.store.finish_events(applied, now)
+
+    def _event_item(self, module: Module, row: StoredEvent) -> Item | None:
+        """Our service an event names: by the seller's id, or by the remoteid our order sent
+        (an event that came before the order's reply, or instead of a lost one)."""
+        item = self.store.item_of_remote(module.id, row.remote_item)
+        if item is not None:
+            return item
+        ours = remoteid_of_ours(row.remoteid)
+        item = self.store.item(ours) if ours is not None else None
+        if item is None or item.remote_module != module.id or item.remote_id is not None:
+            return None  # a seller's own purchase, another billing's, or linked elsewhere
+        self.store.update_item(item.id, remote_id=row.remote_item)
+        item.remote_id = row.remote_item
+        return item
+
+    def _apply(self, module: Module, item: Item, row: StoredEvent, now: datetime) -> list[int]:
+        """Apply one event to `item` (kept current) and complete what it confirms."""
+        kind = row.type
+        changes = {}
+        if kind in STATUS_AFTER:
+            changes["status"] = STATUS_AFTER[kind]
+        if row.expiredate:
+            changes["expiredate"] = row.expiredate
+        if changes:
+            self.store.update_item(item.id, **changes)
+            item.status = changes.get("status", item.status)
+            item.expiredate = changes.get("expiredate", item.expiredate)
+        if kind == "open":
+            self.store.set_ips(item.id, row.ips)
+            item.ips = list(row.ips)
+        elif kind == "ip_add":
+            self.store.add_ip(item.id, row.value)
+            item.ips = [*[ip for ip in item.ips if ip != row.value], row.value]
+        elif kind == "ip_del":
+            self.store.remove_ip(item.id, row.value)
+            item.ips = [ip for ip in item.ips if ip != row.value]
+        elif kind == "addon":
+            spec = self.store.tariff_by_id(item.pricelist).addons.get(row.name)
+            value = spec.from_wire(row.value) if spec else row.value
+            self.store.set_item_addon(item.id, row.name, value)
+            item.addons[row.name] = value
+            return self._complete_addon_changes(item, row.name, value, now)
+        elif kind == "param":
+            self.store.set_item_param(item.id, row.name, row.value)
+            item.params[row.name] = row.value
+        if kind == "expire":
+            return self._complete_prolongation(module, item, row, now)
+        if kind in STATUS_AFTER:
+            return self._complete_status(item, kind, now)
+        return []
+
+    def _complete_status(self, item: Item, kind: str, now: datetime) -> list[int]:
+        """A status event completes every change awaiting the seller that asks for that
+        status, whichever event brings it (a retry that found the work already done, by an
+        earlier change or the seller's staff, has no event of its own); a deletion ends every
+        change the service awaits, since none can happen any more."""
+        reached = STATUS_AFTER[kind]
+        completed = []
+        operations = self.store.operations(item.id)
+        for operation in operations:
+            if not operation.awaiting_seller:
+                continue
+            if (
+                kind == CLOSE
+                or operation.wants_status() == reached
+                or (operation.kind == OPEN and kind == OPEN)
+                or (operation.accepted and superseded(operation, operations))
+            ):
+                complete(self.store, operation, now)
+                completed.append(operation.id)
+        return completed
+
+    def _complete_prolongation(
+        self, module: Module, item: Item, row: StoredEvent, now: datetime
+    ) -> list[int]:
+        """Complete the prolongation an `expire` event reports: the one sent from the expiry
+        before it, for the period that gives the event's expiry (not simply the latest one: a
+        late event of one that reconcile already finished would be taken for it)."""
+        intname = self.store.tariff_by_id(item.pricelist).intname
+        for operation in self.store.operations(item.id):
+            if operation.kind != PROLONG:
+                continue
+            months = seller_period(module.rules, intname, operation.params["period"])
+            if operation.completes_prolongation(row.expiredate, months):
+                complete(self.store, operation, now)
+                return [operation.id]
+        return []
+
+    def _complete_addon_changes(self, item: Item, name: str, value: str, now) -> list[int]:
+        """Complete the add-on changes this event (`name` set to `value`) finishes: a change
+        that names it, was sent, and whose every value the service now shows. One poll can
+        bring several changes' events, in any order they were asked."""
+        operations = self.store.operations(item.id)
+        completed = []
+        for operation in operations:
+            if (
+                operation.kind != SETPARAM
+                or not operation.awaiting_seller
+                or operation.params["addons"].get(name) != value
+            ):
+                continue
+            later = overwritten_by_later(operation, operations)
+            if all(
+                item.addons.get(n) == v or n in later for n, v in operation.params["addons"].items()
+            ):
+                complete(self.store, operation, now)
+                completed.append(operation.id)
+        return completed
+
+
+def overwritten_by_later(operation, operations) -> set[str]:
+    """Add-ons that a later change the seller accepted set again: this change's value for
+    them was overwritten, so the service showing another value proves nothing."""
+    return {
+        name
+        for later in operations
+        if later.kind == SETPARAM and later.id > operation.id and later.accepted
+        for name in later.params["addons"]
+    }
