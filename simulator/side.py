@@ -27,26 +27,34 @@ from simulator.world import WorldError, _int
 
 
 class SellerRefused(Exception):
-    """The simulator would not do it: the seller's error `type` (or `control`) and a message.
+    """The simulator would not do it: the error's `type`, a message, the `object` it names.
 
     `type` is BILLmanager's (`missed`, `value`, `exists`, `not_enough_money`, ...) when the
     seller's rules refused, `control` when the request itself was wrong (a bad world, fault
-    kind or duration), `auth` when a guarded simulator wanted a token.
+    kind or duration: `object` is the key), `auth` when a guarded simulator wanted a token.
+    `status` is the control API's HTTP status for it (400, 401, 404, 409, 415, ...), the
+    same in-process; None when no simulator answered it (a world file that cannot be read).
     """
 
-    def __init__(self, type: str, message: str, object: str = ""):
+    def __init__(self, type: str, message: str, object: str = "", status: int | None = None):
         super().__init__(f"{type}: {message}")
-        self.type, self.message, self.object = type, message, object
+        self.type, self.message, self.object, self.status = type, message, object, status
 
 
 class SimulatorUnreachable(ConnectionError):
     """No simulator answers at the URL, or what answers is not a simulator's control API."""
 
 
-def _refused(reply: dict) -> SellerRefused:
-    error = reply.get("error") or {}
+def _refused(reply: dict, status: int) -> SellerRefused:
+    """The control API's JSON error (`{"error": {type, object, msg}}`) as a SellerRefused."""
+    error = reply.get("error")
+    if not isinstance(error, dict):
+        error = {"msg": f"HTTP {status}: {json.dumps(reply)[:200]}"}
     return SellerRefused(
-        str(error.get("type", "control")), str(error.get("msg", "")), str(error.get("object", ""))
+        str(error.get("type", "control")),
+        str(error.get("msg", "")),
+        str(error.get("object") or ""),
+        status,
     )
 
 
@@ -64,8 +72,8 @@ def _duration(value: str | timedelta) -> str:
 def _whole(value, name: str) -> int:
     try:
         return _int(value, name)
-    except WorldError as error:
-        raise SellerRefused("control", str(error)) from None
+    except WorldError as error:  # as the control API would refuse it, before asking it
+        raise SellerRefused("control", str(error), name, 400) from None
 
 
 def _given(**body) -> dict:
@@ -315,7 +323,7 @@ class InProcessSide(SellerSide):
         try:
             return function(*args)
         except control.REFUSALS as error:
-            raise _refused(control.refusal(error)[0]) from None
+            raise _refused(*control.refusal(error)) from None
 
     def _reset(self, body):
         return self._run(control.reset, self.holder, body)
@@ -423,7 +431,9 @@ class SocketSide(SellerSide):
             isinstance(reply, dict) and "error" in reply
         ):
             raise SellerRefused(
-                "auth", f"HTTP {response.status_code}: the simulator wants a valid token"
+                "auth",
+                f"HTTP {response.status_code}: the simulator wants a valid token",
+                status=response.status_code,
             )
         if not isinstance(reply, dict):
             raise SimulatorUnreachable(
@@ -431,7 +441,7 @@ class SocketSide(SellerSide):
                 "not a simulator's control API"
             )
         if response.status_code >= 400:
-            raise _refused(reply)
+            raise _refused(reply, response.status_code)
         return reply
 
     def _reset(self, body):

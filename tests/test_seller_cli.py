@@ -21,6 +21,7 @@ from rich.console import Console
 
 import run
 from simulator import cli as seller_cli
+from simulator.app import create_app
 from simulator.server import LocalServer
 from simulator.side import SocketSide
 
@@ -383,6 +384,22 @@ def test_a_guarded_simulator_that_refuses_the_token_exits_1_saying_so(capsys):
 
     assert code == 1
     assert capsys.readouterr().err == "error: auth: HTTP 401: the simulator wants a valid token\n"
+
+
+def test_a_simulator_guarded_by_a_token_refuses_the_command_without_it_and_obeys_with_it(
+    monkeypatch, capsys
+):
+    token = "a-token-of-sixteen-or-more"
+
+    with LocalServer(create_app(token=token), threads=2) as server:
+        refused = run.main(["seller", "--url", server.url, "clock"])
+        err = capsys.readouterr().err
+        monkeypatch.setenv("SIMULATOR_TOKEN", token)
+        obeyed = run.main(["seller", "--url", server.url, "clock", "+5m"])
+
+    assert (refused, obeyed) == (1, 0)
+    assert err.startswith("error: auth: token: missing; the control API needs its token")
+    assert json.loads(capsys.readouterr().out)["now"] == "2026-01-01 00:05:00"
 
 
 def test_the_command_runs_as_a_process_with_the_url_from_the_environment(url, active):

@@ -19,7 +19,8 @@ import yaml
 from simulator.app import create_app
 from simulator.server import LocalServer
 from simulator.side import InProcessSide, SellerRefused, SimulatorUnreachable, SocketSide
-from tests.conftest import WORLD
+from simulator.world import seller_from_world
+from tests.conftest import START, WORLD
 
 URL = "http://simulator/billmgr"
 
@@ -396,3 +397,79 @@ def test_the_token_goes_as_a_bearer_header_on_every_control_call():
         side.clock()
 
     assert seen == ["Bearer t0k", "Bearer t0k"]
+
+
+# Each refused by the control API's own checks, before anything changes.
+BAD_REQUESTS = {
+    "an amount past the largest": lambda side: side.topup("reseller", "1e999999999"),
+    "a duration past the calendar": lambda side: side.advance("99999999999d"),
+    "a time that is no time": lambda side: side.clock_to("soon"),
+    "a fault that hits fewer than no calls": lambda side: side.fault("error", times=-1),
+    "a key no action knows": lambda side: side.create_service("reseller", 5, colour="red"),
+    "an address that is no address": lambda side: side.add_ip(1000, "10.0.0.300"),
+    "a count of no calls": lambda side: side.calls(last=0),
+    "a seed past 32 bits": lambda side: side.load(WORLD, seed=2**32),
+    "a service that is not there": lambda side: side.suspend(4242),
+}
+
+
+def refusals(side) -> list[tuple]:
+    """Each bad request's refusal as (what, type, object, message, status); none changes a thing."""
+    side.create_service("reseller", 5)
+    found = []
+    for what, bad in BAD_REQUESTS.items():
+        before = side.state()
+        with pytest.raises(SellerRefused) as refused:
+            bad(side)
+        assert side.state() == before, f"{what} changed the seller"
+        error = refused.value
+        found.append((what, error.type, error.object, error.message, error.status))
+    return found
+
+
+def test_a_bad_value_is_refused_the_same_way_in_process_and_over_http(tmp_path):
+    def app(folder: str):
+        return create_app(
+            seller_from_world(copy.deepcopy(WORLD), START), state_dir=tmp_path / folder
+        )
+
+    in_process = refusals(InProcessSide(app("in_process")))
+    with LocalServer(app("served"), threads=2) as server, SocketSide(server.url) as over_http:
+        served = refusals(over_http)
+
+    assert in_process == served
+    by_what = {what: rest for what, *rest in in_process}
+    assert by_what["an amount past the largest"][:2] == ["control", "amount"]
+    assert by_what["an amount past the largest"][3] == 400
+    assert by_what["a key no action knows"][1:] == [
+        "colour",
+        "colour: unknown key; expected one of "
+        "['account', 'domain', 'hostname', 'ip', 'licname', 'name', 'period', 'remoteid', "
+        "'tariff', 'username']",
+        400,
+    ]
+    assert by_what["a count of no calls"] == [
+        "control",
+        "last",
+        "last: expected a whole number >= 1, got '0'",
+        400,
+    ]
+    assert by_what["a service that is not there"] == ["missed", "service", "no service 4242", 409]
+
+
+TOKEN = "a-token-of-sixteen-or-more"
+
+
+def test_a_guarded_simulator_refuses_a_side_without_its_token_as_auth_401():
+    with LocalServer(create_app(token=TOKEN), threads=2) as server:
+        with SocketSide(server.url) as stranger, pytest.raises(SellerRefused) as refused:
+            stranger.clock()
+        with SocketSide(server.url, token=TOKEN) as trusted:
+            assert trusted.clock()["mode"] == "manual"
+
+    assert (refused.value.type, refused.value.object, refused.value.status) == (
+        "auth",
+        "token",
+        401,
+    )
+    assert refused.value.message.startswith("token: missing; the control API needs its token")
