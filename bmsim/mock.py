@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import tempfile
 import threading
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import requests
@@ -35,7 +37,8 @@ class MockBillmanager(InProcessSide):
     """An in-process simulator that every `requests` and `httpx` call to `url` reaches.
 
     Each start (entering the `with`, each call of a decorated function) begins a new seller
-    holding `world`: a `seller` section, a scenario, or a scenario file's path.
+    holding `world`: a `seller` section, a scenario, or a scenario file's path, and a new
+    state folder for its snapshots, gone at the stop.
     """
 
     def __init__(self, url: str = DEFAULT_URL, world=None, *, start=None, seed: int = 0):
@@ -47,6 +50,7 @@ class MockBillmanager(InProcessSide):
         self.world, self.world_start, self.seed = world, start, seed
         self._origin, self._path = _origin_and_path(self.url)
         self._depth = 0
+        self._snapshots: tempfile.TemporaryDirectory | None = None
         self.adapter = WSGIAdapter(self.app)
         self._httpx_transport = None
 
@@ -69,6 +73,8 @@ class MockBillmanager(InProcessSide):
         """Route calls to `url` here, with a new seller holding `world`."""
         if self._depth == 0:
             self.load(self.world, start=self.world_start, seed=self.seed)
+            self._snapshots = tempfile.TemporaryDirectory(prefix="bmsim-snapshots-")
+            self.holder.state_dir = Path(self._snapshots.name)
             ROUTER.add(self)
         self._depth += 1
         return self
@@ -80,6 +86,8 @@ class MockBillmanager(InProcessSide):
         self._depth -= 1
         if self._depth == 0:
             ROUTER.remove(self)
+            self.holder.state_dir = None
+            self._snapshots.cleanup()
 
     def __enter__(self) -> MockBillmanager:
         return self.start()

@@ -77,9 +77,12 @@ def billmanager(request):
     if options.get("url"):
         raise pytest.UsageError(f"@pytest.mark.{MARKER}(url=...) is for an in-process simulator")
     server = request.getfixturevalue("billmanager_server")
+    state = server.app.extensions["simulator"]
+    state.state_dir = request.getfixturevalue("tmp_path") / "snapshots"  # this test's alone
     with SocketSide(server.url) as served:
         served.load(world["world"], start=world["start"], seed=world["seed"])
         yield served
+    state.state_dir = None
 
 
 @pytest.fixture(name="mock_billmanager")

@@ -111,6 +111,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = command("load", "replace the seller with the world of a scenario file")
     sub.add_argument("file", metavar="FILE")
     sub.add_argument("--start", metavar="TIME")
+    sub = command("snapshot", "save the whole state as a named snapshot in the state folder")
+    sub.add_argument("name", metavar="NAME")
+    sub = command("restore", "replace the whole state with a named snapshot")
+    sub.add_argument("name", metavar="NAME")
+    command("snapshots", "the names of the snapshots in the state folder")
 
 
 class Output:
@@ -375,6 +380,18 @@ def run(side: SocketSide, args, out: Output) -> None:
             f"{_count(tariffs, 'tariff')}; clock at {side.now}",
             {"done": action, "file": args.file, "accounts": accounts, "tariffs": tariffs},
         )
+    elif action == "snapshot":
+        side.snapshot(args.name)
+        out.done(f"saved snapshot {escape(args.name)}", {"done": action, "name": args.name})
+    elif action == "restore":
+        now = side.restore(args.name)
+        out.done(
+            f"restored snapshot {escape(args.name)}: clock at {now}",
+            {"done": action, "name": args.name, "now": now},
+        )
+    elif action == "snapshots":
+        names = [{"name": name} for name in side.snapshots()]
+        out.rows("snapshot", {"name": lambda n: escape(n["name"])}, names)
 
 
 def _whole(value: str, name: str) -> int:
@@ -399,7 +416,9 @@ def main(args, console: Console | None = None) -> int:
             return BAD_ARGUMENT
         except SellerRefused as refused:
             print(f"error: {refused.type}: {refused.message}", file=sys.stderr)
-            return BAD_ARGUMENT if refused.type == "control" else REFUSED
+            # a value the simulator could not take is the command's fault; the rest it refused
+            unreadable = refused.type == "control" and refused.status in (None, 400, 415)
+            return BAD_ARGUMENT if unreadable else REFUSED
         except SimulatorUnreachable as error:
             print(f"error: {error}", file=sys.stderr)
             return UNREACHABLE

@@ -146,6 +146,9 @@ class SellerSide(ABC):
     @abstractmethod
     def _state(self) -> dict: ...
 
+    @abstractmethod
+    def _snapshot(self, verb: str, body: dict | None) -> dict: ...
+
     def close(self) -> None:  # noqa: B027 - in-process there is nothing to let go of
         """Let go of any connection."""
 
@@ -176,6 +179,18 @@ class SellerSide(ABC):
     def state(self) -> dict:
         """The whole seller state, as `GET /_sim/state` and a snapshot file hold it."""
         return self._state()
+
+    def snapshot(self, name: str) -> None:
+        """Save the whole state as the snapshot `name` in the simulator's state folder."""
+        self._snapshot("save", {"name": name})
+
+    def restore(self, name: str) -> datetime:
+        """Replace the whole state with the snapshot `name`; the clock's time it brings back."""
+        return _time(self._snapshot("restore", {"name": name})["now"])
+
+    def snapshots(self) -> list[str]:
+        """The names of the snapshots in the simulator's state folder."""
+        return self._snapshot("list", None)["snapshots"]
 
     # -- the seller's staff ------------------------------------------------------------------
 
@@ -362,6 +377,12 @@ class InProcessSide(SellerSide):
     def _state(self):
         return self._run(control.whole_state, self.seller)
 
+    def _snapshot(self, verb, body):
+        if verb == "list":
+            return self._run(control.snapshots, self.holder)
+        function = control.save_snapshot if verb == "save" else control.restore
+        return self._run(function, self.holder, body)
+
 
 def is_loopback(url: str) -> bool:
     host = urlsplit(url).hostname or ""
@@ -477,6 +498,11 @@ class SocketSide(SellerSide):
 
     def _state(self):
         return self._send("GET", "/state")
+
+    def _snapshot(self, verb, body):
+        if verb == "list":
+            return self._send("GET", "/snapshots")
+        return self._send("POST", "/snapshot" if verb == "save" else "/restore", body)
 
 
 def _reason(error: Exception) -> str:

@@ -73,6 +73,20 @@ def test_without_a_marker_the_seller_is_empty_and_load_brings_a_world(billmanage
     assert billmanager.now == datetime(2026, 5, 1)
 
 
+@pytest.mark.billmanager(world=WORLD)
+@pytest.mark.parametrize("billmanager", ["socket", "in_process"], indirect=True)
+@pytest.mark.parametrize("name", ["first", "second"])  # the second sees none of the first's
+def test_snapshots_are_the_tests_own_and_bring_the_seller_back(billmanager, name):
+    assert billmanager.snapshots() == []
+    billmanager.snapshot(name)
+    order(billmanager)
+
+    billmanager.restore(name)
+
+    assert billmanager.services() == [] and billmanager.balance("reseller") == 100
+    assert billmanager.snapshots() == [name]
+
+
 # -- a suite outside the repository -----------------------------------------------------------
 
 OUTSIDE_SUITE = {

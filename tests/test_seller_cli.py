@@ -353,6 +353,33 @@ def test_load_and_reset_replace_the_seller(cli, side, tmp_path):
     assert side.state()["accounts"] == []
 
 
+def test_snapshot_and_restore_by_name_bring_the_seller_back(cli, side):
+    assert cli("snapshot", "before", terminal=True)[:2] == (0, "saved snapshot before\n")
+    side.topup("reseller", 50)
+
+    code, out, _ = cli("restore", "before", terminal=True)
+
+    assert (code, out) == (0, "restored snapshot before: clock at 2026-01-01 00:00:00\n")
+    assert side.balance("reseller") == 100
+    assert record(cli("snapshots")[1]) == {"name": "before"}
+
+
+def test_a_snapshot_never_saved_exits_1_and_a_name_that_is_a_path_exits_2(cli):
+    code, out, err = cli("restore", "nowhere")
+    assert (code, out, err) == (1, "", "error: missed: name: no snapshot 'nowhere'\n")
+
+    code, _, err = cli("snapshot", "../up")
+    assert code == 2 and err.startswith("error: control: name: expected 1 to 100 of")
+
+
+def test_a_simulator_without_a_state_folder_refuses_a_snapshot_with_exit_1(capsys):
+    with LocalServer(create_app(), threads=2) as server:
+        code = run.main(["seller", "--url", server.url, "snapshot", "before"])
+
+    assert code == 1  # the simulator's set-up refused it, not the command's words
+    assert capsys.readouterr().err.startswith("error: control: name: no state folder: start")
+
+
 # -- the token, the process, the console script ----------------------------------------------
 
 

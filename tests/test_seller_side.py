@@ -324,6 +324,47 @@ def test_reset_leaves_an_empty_seller(side, session):
         side.balance("reseller")
 
 
+# -- named snapshots -------------------------------------------------------------------------
+
+
+def test_a_snapshot_saved_by_name_brings_the_seller_back_as_it_was(side, session):
+    service_id = order(session)
+    side.snapshot("before-topup")
+    side.topup("reseller", 50)
+    side.advance("1h")
+
+    assert side.restore("before-topup") == datetime(2026, 1, 1)
+
+    assert side.balance("reseller") == 90
+    assert [s["id"] for s in side.services()] == [service_id]
+    assert side.snapshots() == ["before-topup"]
+
+
+def test_a_snapshot_that_is_not_there_is_refused_as_missed_and_changes_nothing(side):
+    with pytest.raises(SellerRefused) as refused:
+        side.restore("never-saved")
+
+    assert (refused.value.type, refused.value.object, refused.value.status) == (
+        "missed",
+        "name",
+        404,
+    )
+    assert refused.value.message == "name: no snapshot 'never-saved'"
+    assert side.balance("reseller") == 100
+
+
+def test_a_snapshot_name_that_is_a_path_is_refused_naming_it(side, state_dir):
+    with pytest.raises(SellerRefused) as refused:
+        side.snapshot("../outside")
+
+    assert (refused.value.type, refused.value.object, refused.value.status) == (
+        "control",
+        "name",
+        400,
+    )
+    assert not state_dir.parent.joinpath("outside.json").exists()
+
+
 # -- the two implementations -----------------------------------------------------------------
 
 
@@ -409,6 +450,8 @@ BAD_REQUESTS = {
     "an address that is no address": lambda side: side.add_ip(1000, "10.0.0.300"),
     "a count of no calls": lambda side: side.calls(last=0),
     "a seed past 32 bits": lambda side: side.load(WORLD, seed=2**32),
+    "a snapshot name that climbs out": lambda side: side.snapshot("../../etc/x"),
+    "a snapshot never saved": lambda side: side.restore("nowhere"),
     "a service that is not there": lambda side: side.suspend(4242),
 }
 
@@ -454,6 +497,7 @@ def test_a_bad_value_is_refused_the_same_way_in_process_and_over_http(tmp_path):
         "last: expected a whole number >= 1, got '0'",
         400,
     ]
+    assert by_what["a snapshot never saved"][::3] == ["missed", 404]
     assert by_what["a service that is not there"] == ["missed", "service", "no service 4242", 409]
 
 
