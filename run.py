@@ -85,6 +85,10 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where shrunk failing examples are written",
     )
+    scen.add_argument("-k", dest="keyword", metavar="EXPR", help="only files matching EXPR")
+    scen.add_argument("--shard", metavar="I/N", help="run the I-th of N stable shares of files")
+    scen.add_argument("--list", action="store_true", help="list the files a run would run")
+    scen.add_argument("--check", action="store_true", help="load and validate only, run nothing")
 
     demo = commands.add_parser("demo", help="a narrated reselling story over HTTP")
     demo.add_argument(
@@ -288,7 +292,13 @@ def run_reseller(args) -> int:
 
 def run_scenarios(args) -> int:
     from scenarios.cli import run_scenarios as run
+    from scenarios.cli import shard_of
 
+    try:
+        shard = shard_of(args.shard) if args.shard else None
+    except ValueError as error:
+        print(f"error: --shard: {error}", file=sys.stderr)
+        return 2
     return run(
         args.paths,
         tags=args.tag,
@@ -297,6 +307,10 @@ def run_scenarios(args) -> int:
         http=args.http,
         junit=args.junit,
         failures_dir=args.failures,
+        keyword=args.keyword,
+        shard=shard,
+        list_only=args.list,
+        check_only=args.check,
     )
 
 
