@@ -257,7 +257,8 @@ def period_rules(values: list[str]) -> list[PeriodRule]:
 def tariff_name(engine: Engine, elid: str) -> str:
     raw = elid.removeprefix("elid=")
     if raw.isdigit():
-        plan = engine.store.tariff_by_id(int(raw))
+        # no id is as large as SQLite's integers go, and asking for one would overflow
+        plan = engine.store.tariff_by_id(int(raw)) if int(raw) < 2**63 else None
         if plan is None:
             raise ResellerError("unknown", f"no tariff with id {raw}")
         return plan.intname

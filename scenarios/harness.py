@@ -8,13 +8,11 @@ clock and staff through the control API, exactly as a user would (in-process, th
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
 
 import requests
-import waitress
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
@@ -22,6 +20,7 @@ from reseller.model import AUTOPROLONG_LEAD, PeriodRule
 from reseller.store import Store
 from simulator.app import create_app
 from simulator.model import SellerError
+from simulator.server import LocalServer
 from simulator.transport import in_process_client
 from simulator.world import seller_from_world
 
@@ -165,23 +164,6 @@ class ControlClient:
         return self._reply(self.http.delete(self.base + path, timeout=30))
 
 
-class SocketServer:
-    """The simulator app served by waitress on a free local port, in a background thread."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Close the server in its own thread (closing from here races its select loop)."""
-        # A reply still in the works (a `slow` fault sleeps) would pull a closed trigger.
-        self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(self.server.close)
-        self.thread.join(timeout=5)
-
-
 class Harness:
     """The seller, the engine and the clock of one scenario run."""
 
@@ -201,7 +183,7 @@ class Harness:
         self.app = create_app(seller_from_world(seller_world, start, seed))
         self.server = None
         if http:
-            self.server = SocketServer(self.app)
+            self.server = LocalServer(self.app)
             self.url, self.session = self.server.url, requests.Session()
             self.session.trust_env = False
             timeout = 1.0

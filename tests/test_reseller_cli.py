@@ -152,13 +152,15 @@ def test_a_bad_now_is_refused(ready):
 
 
 def test_a_seller_nobody_answers_at_is_unavailable(cli, password_file):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    # Bound but never listening: the port refuses connections, and no other test (an xdist
+    # worker's server, say) can be given it meanwhile, as it could once it was closed.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{bound.getsockname()[1]}"
 
-    code, out, err = cli(
-        "connect", "s", "--url", nobody, "--login", "l", "--password-file", str(password_file)
-    )
+        code, out, err = cli(
+            "connect", "s", "--url", nobody, "--login", "l", "--password-file", str(password_file)
+        )
 
     assert code == 1 and err.startswith(f"error: unavailable: cannot reach {nobody}")
     assert PASSWORD not in err
