@@ -24,8 +24,8 @@ from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.jobs import scheduler_for
 from reseller.store import Store
-from scenarios.harness import SocketServer
 from simulator.app import create_app
+from simulator.server import LocalServer
 from simulator.world import seller_from_world
 from tests.helpers import NOW, PASSWORD, STYLES, Cli, Screen, connect_args, plain_session
 
@@ -635,7 +635,7 @@ TOKEN = "t0ken-for-the-clock-tests"
 def guarded(sim_world):
     """A served simulator whose control API wants TOKEN, its clock at 2026-03-10 08:00."""
     app = create_app(seller_from_world(sim_world, datetime(2026, 3, 10, 8)), token=TOKEN)
-    server = SocketServer(app)
+    server = LocalServer(app)
     yield server.url
     server.close()
 

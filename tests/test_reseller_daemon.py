@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from scenarios.harness import SocketServer
 from simulator.app import seller_of
+from simulator.server import LocalServer
 from tests.helpers import Cli, connect_args
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,7 +209,7 @@ def simulator_process():
 def test_an_unreachable_seller_or_clock_is_one_line_a_tick_and_the_daemon_goes_on(
     sim_app, cli, password_file, simulator_process, daemon, capsys
 ):
-    seller = SocketServer(sim_app)
+    seller = LocalServer(sim_app)
     here = Cli(cli.db, seller.url, capsys)
     here.ok(*connect_args(here, "--password-file", str(password_file)))
     seller.close()
