@@ -199,6 +199,9 @@ class Engine:
     def autoprolong(self, now: datetime) -> list[int]:
         return self.operations.autoprolong(now)
 
+    def autoprolong_due(self, now: datetime) -> bool:
+        return self.operations.autoprolong_due(now)
+
     # -- events, reconcile, import -----------------------------------------------------------
 
     def checkevent(self, module_name: str, now: datetime) -> EventReport:

@@ -10,6 +10,7 @@ the work up at the seller, never by sending it again blind.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 
 from reseller.errors import ResellerError, SellerError, SellerUnavailable
 from reseller.job import Job
@@ -100,14 +101,19 @@ class Operations(Job):
         self.run(operation, now)
         return operation
 
-    def _register_prolongation(self, item: Item, period: int, now: datetime) -> int:
-        """Charge the client for another period and add the `prolong` operation (not run)."""
+    def _prolongation_price(self, item: Item, period: int) -> Decimal:
+        """What another period costs the client, refused when it cannot be prolonged or paid."""
         item.changeable()
         if item.status == ORDERED:
             raise ResellerError("value", f"service {item.id} is not set up yet; prolong it later")
         plan = self.store.tariff_by_id(item.pricelist)
         price = plan.price_for(int(period), item.addons)
         self.store.client_by_id(item.account).pays(price, "the prolongation")
+        return price
+
+    def _register_prolongation(self, item: Item, period: int, now: datetime) -> int:
+        """Charge the client for another period and add the `prolong` operation (not run)."""
+        price = self._prolongation_price(item, period)
         with self.store.atomic():
             operation = self.store.add_operation(item.id, PROLONG, {"period": int(period)}, now)
             self.store.move_money(item.account, -price, "prolong", now, item.id, operation)
@@ -223,12 +229,7 @@ class Operations(Job):
         """
         registered = []
         with self.store.atomic():
-            for item in self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD)):
-                prolongs = [op for op in self.store.operations(item.id) if op.kind == PROLONG]
-                # one under way (or failed, waiting for the operator's restart) covers this
-                # expiry: prolonging again would charge twice
-                if prolongs and prolongs[-1].state != DONE:
-                    continue
+            for item in self._awaiting_autoprolong(now):
                 self.crash_point("autoprolong_decided")
                 try:
                     operation = self._register_prolongation(item, item.period, now)
@@ -238,6 +239,28 @@ class Operations(Job):
         for _, operation in registered:
             self.run(operation, now)
         return [item_id for item_id, _ in registered]
+
+    def _awaiting_autoprolong(self, now: datetime) -> list[Item]:
+        """Autoprolong services expiring within a day that no prolongation covers yet."""
+        awaiting = []
+        for item in self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD)):
+            prolongs = [op for op in self.store.operations(item.id) if op.kind == PROLONG]
+            # one under way (or failed, waiting for the operator's restart) covers this
+            # expiry: prolonging again would charge twice
+            if not prolongs or prolongs[-1].state == DONE:
+                awaiting.append(item)
+        return awaiting
+
+    def autoprolong_due(self, now: datetime) -> bool:
+        """Whether autoprolong at `now` would prolong anything (it asks the seller nothing to
+        refuse one): a service its client cannot pay for waits for a top-up, not a tick."""
+        for item in self._awaiting_autoprolong(now):
+            try:
+                self._prolongation_price(item, item.period)
+            except ResellerError:
+                continue
+            return True
+        return False
 
     # -- one attempt -------------------------------------------------------------------------
 

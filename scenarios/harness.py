@@ -320,7 +320,7 @@ class Harness:
         """When the cron tick at `when` and those after it can change nothing on either side,
         the first moment something might (None if this tick might): no event waits on a
         module's feed, no fault a poll would meet is queued, no poll is left open, no
-        operation, seller automation or autoprolong falls due, and no day begins (its first
+        operation, seller automation or autoprolong (one its client can pay) falls due, and no day begins (its first
         tick reconciles)."""
         modules = self.store.modules()
         if any(m.reconciles_on(when) or self.store.poll_is_open(m.id) for m in modules):
@@ -328,8 +328,7 @@ class Harness:
         due = self.engine.next_due()
         if due is not None and due <= when:
             return None
-        lead = (when + AUTOPROLONG_LEAD).strftime("%Y-%m-%d")
-        if self.store.expiring_autoprolong(lead):
+        if self.engine.autoprolong_due(when):
             return None
         if not self._seller_quiet([m.login for m in modules]):
             return None
@@ -337,6 +336,7 @@ class Harness:
         # something to do (an order whose set-up comes later)
         self.seller_due = self._seller_next_due()
         stops = [until, due, self.seller_due, datetime.combine(when.date(), time()) + DAY]
+        lead = (when + AUTOPROLONG_LEAD).strftime("%Y-%m-%d")
         expiry = self.store.next_autoprolong_expiry(lead)
         if expiry is not None:
             stops.append(datetime.fromisoformat(expiry) - AUTOPROLONG_LEAD)

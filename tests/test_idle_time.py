@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from scenarios.harness import Harness
-from tests.end_to_end import RESELLER, SELLER_WORLD, START
+from tests.end_to_end import RESELLER, SELLER_WORLD, START, world
 
 DAY = timedelta(days=1)
 
@@ -57,6 +57,25 @@ def test_weeks_with_idle_stretches_skipped_end_as_they_end_tick_by_tick():
         assert outcome(fast) == outcome(slow)
         assert fast.idle_polls_skipped > 10_000  # most of seven weeks' 14,000 polls
         assert slow.idle_polls_skipped == 0
+    finally:
+        fast.close()
+        slow.close()
+
+
+def test_an_autoprolong_its_client_cannot_pay_waits_for_a_top_up_not_for_every_tick():
+    seller, reseller = world(client_balances={"bob": 11})  # one month of VDS-1, no more
+
+    def run(skip_idle: bool) -> Harness:
+        h = Harness(seller, reseller, START, skip_idle=skip_idle)
+        h.engine.import_tariff("seller", 5, h.now)
+        h.engine.order("bob", "5-vds-1", 1, h.now, ostempl="debian-12", autoprolong=True)
+        h.wait(timedelta(days=40))  # expires unpaid after a month, then stays suspended
+        return h
+
+    fast, slow = run(skip_idle=True), run(skip_idle=False)
+    try:
+        assert outcome(fast) == outcome(slow)
+        assert fast.idle_polls_skipped > 10_000  # the ten days after its expiry too
     finally:
         fast.close()
         slow.close()
