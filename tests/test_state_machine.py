@@ -510,7 +510,7 @@ class ResellingMachine(RuleBasedStateMachine):
             assert account.balance >= 0, account
 
 
-ResellingMachine.TestCase.settings = scaled(examples=10, steps=1)
+ResellingMachine.TestCase.settings = scaled(examples=3, steps=1)
 test_the_engine_and_the_seller_agree_in_process = ResellingMachine.TestCase
 
 
@@ -521,5 +521,5 @@ class ResellingOverSocket(ResellingMachine):
     faults = ("down", "error", "lose_reply") + FEED_FAULTS
 
 
-ResellingOverSocket.TestCase.settings = scaled(examples=3, steps=1)
+ResellingOverSocket.TestCase.settings = scaled(examples=1, steps=1)
 test_the_engine_and_the_seller_agree_over_a_socket = ResellingOverSocket.TestCase
