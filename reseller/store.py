@@ -25,8 +25,11 @@ from decimal import Decimal
 import sqlite_utils
 
 from reseller.model import (
+    ACCEPTED,
+    MANUAL,
     NOTHING,
     RUNNING,
+    UNKNOWN,
     AddonSpec,
     AppliedEvent,
     Client,
@@ -915,6 +918,15 @@ class Store:
                 "select * from runningoperation where item = ? order by id desc limit 1", [item_id]
             )
         )
+
+    def items_awaiting_seller(self, module_id: int) -> set[int]:
+        """The module's services with an operation the seller's word may complete."""
+        rows = self._all(
+            "select distinct o.item from runningoperation o join item i on i.id = o.item "
+            "where i.remote_module = ? and o.state in (?, ?) and o.outcome in (?, ?)",
+            [module_id, RUNNING, MANUAL, UNKNOWN, ACCEPTED],
+        )
+        return {r["item"] for r in rows}
 
     def earlier_running(self, operation: Operation) -> list[Operation]:
         """Operations on the same service, asked for before this one, still running."""
