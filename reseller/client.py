@@ -115,6 +115,11 @@ def _decimal(raw: str | None, what: str) -> Decimal:
 def _date(raw: str) -> date | None:
     if not raw:
         return None
+    if len(raw) >= 10 and raw[4] == raw[7] == "-" and (raw[:4] + raw[5:7] + raw[8:10]).isdigit():
+        try:  # the seller's own form, read without strptime's cost
+            return date(int(raw[:4]), int(raw[5:7]), int(raw[8:10]))
+        except ValueError:
+            pass  # not a day of the calendar: strptime says so below
     try:
         return datetime.strptime(raw[:10], "%Y-%m-%d").date()
     except ValueError:
@@ -382,17 +387,24 @@ class SellerClient:
     def events(self) -> list[RemoteEvent]:
         """Every pending event of this account; the seller empties its feed as it answers."""
         root = self.call("itemevent")
-        return [
-            RemoteEvent(
-                id=_int(e, "id"),
-                type=_text(e, "type"),
-                service=_int(e, "item"),
-                remoteid=_text(e, "remoteid"),
-                status=_whole(_text(e, "status") or "0", "an event status"),
-                expires=_date(_text(e, "expiredate")),
-                name=_text(e, "name"),
-                value=_text(e, "value"),
-                ips=[(i.text or "") for i in e.findall("ip")],
+        events = []
+        for e in root.findall("elem"):
+            # each row's cells gathered in one pass (the first of a tag, as `find` gives it):
+            # a poll may bring thousands of rows
+            cells: dict[str, str] = {}
+            for cell in e:
+                cells.setdefault(cell.tag, (cell.text or "").strip())
+            events.append(
+                RemoteEvent(
+                    id=_whole(cells.get("id", ""), "<id>"),
+                    type=cells.get("type", ""),
+                    service=_whole(cells.get("item", ""), "<item>"),
+                    remoteid=cells.get("remoteid", ""),
+                    status=_whole(cells.get("status") or "0", "an event status"),
+                    expires=_date(cells.get("expiredate", "")),
+                    name=cells.get("name", ""),
+                    value=cells.get("value", ""),
+                    ips=[(i.text or "") for i in e if i.tag == "ip"],
+                )
             )
-            for e in root.findall("elem")
-        ]
+        return events

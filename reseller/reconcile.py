@@ -150,7 +150,7 @@ class Reconciler(Job):
             changes.append(f"IPs {item.ips} -> {remote.ips}")
         for name, value in remote.params.items():
             self.store.set_item_param(item.id, name, value)
-        operations = self.store.operations(item.id)
+        operations = self.store.operations_from_first_awaiting(item.id)
         for operation in operations:
             if not operation.awaiting_seller:
                 continue
