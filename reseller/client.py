@@ -85,6 +85,15 @@ def _text(node: ET.Element, tag: str, default: str = "") -> str:
     return (child.text or "").strip() if child is not None and child.text else default
 
 
+def _cells(row: ET.Element) -> dict[str, str]:
+    """A list row's cells by tag, each the first of its tag as `_text` reads it, in one pass:
+    a list or a poll may bring thousands of rows."""
+    cells: dict[str, str] = {}
+    for cell in row:
+        cells.setdefault(cell.tag, (cell.text or "").strip())
+    return cells
+
+
 def _whole(raw: str | None, what: str) -> int:
     try:
         value = int(str(raw))
@@ -317,20 +326,21 @@ class SellerClient:
         root = self.call(type, remoteid=remoteid)
         listed = []
         for e in root.findall("elem"):
-            params = {k: _text(e, k) for k in ("domain", "username", "licname") if _text(e, k)}
-            ip = _text(e, "ip")
+            cells = _cells(e)
+            params = {k: cells[k] for k in ("domain", "username", "licname") if cells.get(k)}
+            ip = cells.get("ip", "")
             if type == "soft" and ip:
                 params["ip"] = ip  # a licence's IP is what it is bound to, not an address it has
             listed.append(
                 RemoteService(
-                    id=_int(e, "id"),
+                    id=_whole(cells.get("id", ""), "<id>"),
                     type=type,
-                    name=_text(e, "name"),
-                    tariff=_int(e, "pricelist_id"),
-                    period=_int(e, "period"),
-                    status=_int(e, "status"),
-                    expires=_date(_text(e, "expiredate")),
-                    remoteid=_text(e, "remoteid"),
+                    name=cells.get("name", ""),
+                    tariff=_whole(cells.get("pricelist_id", ""), "<pricelist_id>"),
+                    period=_whole(cells.get("period", ""), "<period>"),
+                    status=_whole(cells.get("status", ""), "<status>"),
+                    expires=_date(cells.get("expiredate", "")),
+                    remoteid=cells.get("remoteid", ""),
                     params=params,
                     ips=[ip] if ip and type != "soft" else [],
                 )
@@ -389,11 +399,7 @@ class SellerClient:
         root = self.call("itemevent")
         events = []
         for e in root.findall("elem"):
-            # each row's cells gathered in one pass (the first of a tag, as `find` gives it):
-            # a poll may bring thousands of rows
-            cells: dict[str, str] = {}
-            for cell in e:
-                cells.setdefault(cell.tag, (cell.text or "").strip())
+            cells = _cells(e)
             events.append(
                 RemoteEvent(
                     id=_whole(cells.get("id", ""), "<id>"),
