@@ -42,6 +42,11 @@ def _figures(property_path: str) -> dict[int, tuple[str, Callable[[bool], list[F
 
         return year.measure(quick)
 
+    def idle(quick):
+        from bench import year
+
+        return year.measure_idle(quick)
+
     def library(quick):
         from bench import library
 
@@ -65,6 +70,7 @@ def _figures(property_path: str) -> dict[int, tuple[str, Callable[[bool], list[F
         5: ("the scenario library", library),
         6: ("the property scenario", prop),
         7: ("peak memory", memory),
+        8: ("ten idle years", idle),
     }
 
 

@@ -21,7 +21,7 @@ from scenarios.runner import run_file, strategy
 from scenarios.spec import load_document
 
 SPEED_UP = 5.0
-EXAMPLES_PER_SECOND = 20.0
+EXAMPLES_PER_SECOND = 100.0
 
 
 def _run_all(files: list[str], examples: int, http: bool, failures: str) -> tuple[float, int]:

@@ -85,6 +85,15 @@ def _text(node: ET.Element, tag: str, default: str = "") -> str:
     return (child.text or "").strip() if child is not None and child.text else default
 
 
+def _cells(row: ET.Element) -> dict[str, str]:
+    """A list row's cells by tag, each the first of its tag as `_text` reads it, in one pass:
+    a list or a poll may bring thousands of rows."""
+    cells: dict[str, str] = {}
+    for cell in row:
+        cells.setdefault(cell.tag, (cell.text or "").strip())
+    return cells
+
+
 def _whole(raw: str | None, what: str) -> int:
     try:
         value = int(str(raw))
@@ -115,6 +124,11 @@ def _decimal(raw: str | None, what: str) -> Decimal:
 def _date(raw: str) -> date | None:
     if not raw:
         return None
+    if len(raw) >= 10 and raw[4] == raw[7] == "-" and (raw[:4] + raw[5:7] + raw[8:10]).isdigit():
+        try:  # the seller's own form, read without strptime's cost
+            return date(int(raw[:4]), int(raw[5:7]), int(raw[8:10]))
+        except ValueError:
+            pass  # not a day of the calendar: strptime says so below
     try:
         return datetime.strptime(raw[:10], "%Y-%m-%d").date()
     except ValueError:
@@ -312,20 +326,21 @@ class SellerClient:
         root = self.call(type, remoteid=remoteid)
         listed = []
         for e in root.findall("elem"):
-            params = {k: _text(e, k) for k in ("domain", "username", "licname") if _text(e, k)}
-            ip = _text(e, "ip")
+            cells = _cells(e)
+            params = {k: cells[k] for k in ("domain", "username", "licname") if cells.get(k)}
+            ip = cells.get("ip", "")
             if type == "soft" and ip:
                 params["ip"] = ip  # a licence's IP is what it is bound to, not an address it has
             listed.append(
                 RemoteService(
-                    id=_int(e, "id"),
+                    id=_whole(cells.get("id", ""), "<id>"),
                     type=type,
-                    name=_text(e, "name"),
-                    tariff=_int(e, "pricelist_id"),
-                    period=_int(e, "period"),
-                    status=_int(e, "status"),
-                    expires=_date(_text(e, "expiredate")),
-                    remoteid=_text(e, "remoteid"),
+                    name=cells.get("name", ""),
+                    tariff=_whole(cells.get("pricelist_id", ""), "<pricelist_id>"),
+                    period=_whole(cells.get("period", ""), "<period>"),
+                    status=_whole(cells.get("status", ""), "<status>"),
+                    expires=_date(cells.get("expiredate", "")),
+                    remoteid=cells.get("remoteid", ""),
                     params=params,
                     ips=[ip] if ip and type != "soft" else [],
                 )
@@ -382,17 +397,20 @@ class SellerClient:
     def events(self) -> list[RemoteEvent]:
         """Every pending event of this account; the seller empties its feed as it answers."""
         root = self.call("itemevent")
-        return [
-            RemoteEvent(
-                id=_int(e, "id"),
-                type=_text(e, "type"),
-                service=_int(e, "item"),
-                remoteid=_text(e, "remoteid"),
-                status=_whole(_text(e, "status") or "0", "an event status"),
-                expires=_date(_text(e, "expiredate")),
-                name=_text(e, "name"),
-                value=_text(e, "value"),
-                ips=[(i.text or "") for i in e.findall("ip")],
+        events = []
+        for e in root.findall("elem"):
+            cells = _cells(e)
+            events.append(
+                RemoteEvent(
+                    id=_whole(cells.get("id", ""), "<id>"),
+                    type=cells.get("type", ""),
+                    service=_whole(cells.get("item", ""), "<item>"),
+                    remoteid=cells.get("remoteid", ""),
+                    status=_whole(cells.get("status") or "0", "an event status"),
+                    expires=_date(cells.get("expiredate", "")),
+                    name=cells.get("name", ""),
+                    value=cells.get("value", ""),
+                    ips=[(i.text or "") for i in e if i.tag == "ip"],
+                )
             )
-            for e in root.findall("elem")
-        ]
+        return events

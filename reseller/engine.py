@@ -218,14 +218,15 @@ class Engine:
 
     def cron(self, now: datetime) -> CronReport:
         """The 5-minute cron: `checkevent` for every module, at the first tick of each day a
-        reconcile of each too, then due retries and autoprolong."""
+        reconcile of each too (list-first: see `reseller.reconcile`), then due retries and
+        autoprolong."""
         report = CronReport()
         for module in self.store.modules():
             tick = report.modules[module.name] = ModuleTick()
             try:
                 tick.events = self.checkevent(module.name, now)
                 if module.reconciles_on(now):
-                    tick.reconciled = self.reconcile(module.name, now)
+                    tick.reconciled = self.reconciler.reconcile_module(module, now, daily=True)
                     self.store.set_reconciled(module.id, now)
             except (SellerUnavailable, SellerError) as error:
                 tick.error = _message(error)

@@ -24,6 +24,7 @@ from reseller.model import (
     Item,
     Module,
     StoredEvent,
+    Tariff,
     remoteid_of_ours,
     seller_period,
     superseded,
@@ -93,6 +94,7 @@ class Events(Job):
         # finished together at the end of the same transaction: a poll can bring thousands.
         items: dict[int, Item] = {}
         applied: list[tuple[StoredEvent, int]] = []
+        self._plans: dict[int, Tariff] = {}  # no event changes a tariff: read once a poll
         with self.store.atomic():
             for index, event in enumerate(self.store.pending_events(module.id)):
                 if index == 1:
@@ -108,6 +110,12 @@ class Events(Job):
                 report.applied_to.append((item.id, event))
                 report.applied += 1
             self.store.finish_events(applied, now)
+
+    def _plan(self, item: Item) -> Tariff:
+        """The service's tariff, read once in a poll."""
+        if item.pricelist not in self._plans:
+            self._plans[item.pricelist] = self.store.tariff_by_id(item.pricelist)
+        return self._plans[item.pricelist]
 
     def _event_item(self, module: Module, row: StoredEvent) -> Item | None:
         """Our service an event names: by the seller's id, or by the remoteid our order sent
@@ -145,7 +153,7 @@ class Events(Job):
             self.store.remove_ip(item.id, row.value)
             item.ips = [ip for ip in item.ips if ip != row.value]
         elif kind == "addon":
-            spec = self.store.tariff_by_id(item.pricelist).addons.get(row.name)
+            spec = self._plan(item).addons.get(row.name)
             value = spec.from_wire(row.value) if spec else row.value
             self.store.set_item_addon(item.id, row.name, value)
             item.addons[row.name] = value
@@ -166,7 +174,7 @@ class Events(Job):
         change the service awaits, since none can happen any more."""
         reached = STATUS_AFTER[kind]
         completed = []
-        operations = self.store.operations(item.id)
+        operations = self.store.operations_from_first_awaiting(item.id)
         for operation in operations:
             if not operation.awaiting_seller:
                 continue
@@ -186,8 +194,8 @@ class Events(Job):
         """Complete the prolongation an `expire` event reports: the one sent from the expiry
         before it, for the period that gives the event's expiry (not simply the latest one: a
         late event of one that reconcile already finished would be taken for it)."""
-        intname = self.store.tariff_by_id(item.pricelist).intname
-        for operation in self.store.operations(item.id):
+        intname = self._plan(item).intname
+        for operation in self.store.operations_from_first_awaiting(item.id):
             if operation.kind != PROLONG:
                 continue
             months = seller_period(module.rules, intname, operation.params["period"])
@@ -200,7 +208,7 @@ class Events(Job):
         """Complete the add-on changes this event (`name` set to `value`) finishes: a change
         that names it, was sent, and whose every value the service now shows. One poll can
         bring several changes' events, in any order they were asked."""
-        operations = self.store.operations(item.id)
+        operations = self.store.operations_from_first_awaiting(item.id)
         completed = []
         for operation in operations:
             if (

@@ -1,7 +1,13 @@
 """Reconcile, service import and assign: the engine reading the seller's services directly.
 
 Reconcile repairs what lost events would have said and completes the operations the seller's
-state shows done. Import lists a seller account's services for the operator; assign gives one
+state shows done. A reconcile asked for (and the one a lost poll makes) reads every service's
+form; the cron's daily one lists each type's services first (one call per type) and reads in
+full only the services whose list row differs from what is held here (status, expiry, the IP
+the row shows, its domain, username or licence name), that await the seller, that the list
+leaves out, or whose order's reply never came. A drift the list cannot show (an add-on, a
+further IP, a parameter of the form) whose event was lost waits for a reconcile asked for or a
+lost poll's. Import lists a seller account's services for the operator; assign gives one
 to a client, refusing any that is already the reseller's own (by the remoteid its order sent,
 or by the duplicate rule of its type).
 """
@@ -48,18 +54,36 @@ class Reconciler(Job):
         """Compare every service of the module with the seller, repair the drift, report it."""
         return self.reconcile_module(self.engine.module(module_name), now)
 
-    def reconcile_module(self, module: Module, now: datetime) -> list[str]:
+    def reconcile_module(self, module: Module, now: datetime, daily: bool = False) -> list[str]:
+        """Reconcile one module; `daily`, read in full only what its lists show may differ."""
         # read everything first: a seller lost half-way must leave nothing half-repaired
-        reading = self.read(module)
+        reading = self.read(module, listed_first=daily)
         with self.store.atomic():
             return self.repair(reading, now)
 
-    def read(self, module: Module) -> Reading:
+    def read(self, module: Module, listed_first: bool = False) -> Reading:
         """Every service of the module as the seller has it (orders whose reply never came
-        found by remoteid); SellerUnavailable, with nothing written, if the seller is lost."""
+        found by remoteid); SellerUnavailable, with nothing written, if the seller is lost.
+
+        `listed_first`: each type's list is read first, and a service is read in full only
+        where its row differs from what is held here or it awaits the seller (see above).
+        """
         seller = self.engine.seller(module)
         reading = Reading(module)
-        for item in self.store.items(module.id):
+        items = self.store.items(module.id)
+        rows, awaiting = {}, set()
+        if listed_first:
+            awaiting = self.store.items_awaiting_seller(module.id)
+            for itemtype in sorted({i.itemtype for i in items if i.remote_id is not None}):
+                try:
+                    listed = seller.services(itemtype)
+                except SellerError:
+                    continue  # a list refused: its services are read one by one, as ever
+                rows.update({(itemtype, s.id): s for s in listed})
+        for item in items:
+            row = rows.get((item.itemtype, item.remote_id))
+            if row is not None and item.id not in awaiting and _row_agrees(item, row):
+                continue
             if item.remote_id is None:
                 try:
                     found = self._find_order(seller, item)
@@ -126,7 +150,7 @@ class Reconciler(Job):
             changes.append(f"IPs {item.ips} -> {remote.ips}")
         for name, value in remote.params.items():
             self.store.set_item_param(item.id, name, value)
-        operations = self.store.operations(item.id)
+        operations = self.store.operations_from_first_awaiting(item.id)
         for operation in operations:
             if not operation.awaiting_seller:
                 continue
@@ -246,3 +270,14 @@ class Reconciler(Job):
                     continue
                 return module, itemtype
         raise ResellerError("unknown", f"no module's seller account has a service {remote_id}")
+
+
+def _row_agrees(item: Item, row) -> bool:
+    """Whether a service's list row shows what is held here (a row shows one IP at most)."""
+    return (
+        row.status == item.status
+        and day(row.expires) == item.expiredate
+        and set(row.ips) <= set(item.ips)
+        and bool(row.ips) == bool(item.ips)
+        and all(item.params.get(name) == value for name, value in row.params.items())
+    )

@@ -25,8 +25,11 @@ from decimal import Decimal
 import sqlite_utils
 
 from reseller.model import (
+    ACCEPTED,
+    MANUAL,
     NOTHING,
     RUNNING,
+    UNKNOWN,
     AddonSpec,
     AppliedEvent,
     Client,
@@ -915,6 +918,29 @@ class Store:
                 "select * from runningoperation where item = ? order by id desc limit 1", [item_id]
             )
         )
+
+    def operations_from_first_awaiting(self, item_id: int) -> list[Operation]:
+        """A service's operations from its first one awaiting the seller on (none if none
+        awaits): all that a rule completing what awaits looks at, since it weighs only
+        later operations against each; a long-lived service's history is not decoded."""
+        return [
+            self._operation(r)
+            for r in self._all(
+                "select * from runningoperation where item = ? and id >= (select min(id) from "
+                "runningoperation where item = ? and state in (?, ?) and outcome in (?, ?)) "
+                "order by id",
+                [item_id, item_id, RUNNING, MANUAL, UNKNOWN, ACCEPTED],
+            )
+        ]
+
+    def items_awaiting_seller(self, module_id: int) -> set[int]:
+        """The module's services with an operation the seller's word may complete."""
+        rows = self._all(
+            "select distinct o.item from runningoperation o join item i on i.id = o.item "
+            "where i.remote_module = ? and o.state in (?, ?) and o.outcome in (?, ?)",
+            [module_id, RUNNING, MANUAL, UNKNOWN, ACCEPTED],
+        )
+        return {r["item"] for r in rows}
 
     def earlier_running(self, operation: Operation) -> list[Operation]:
         """Operations on the same service, asked for before this one, still running."""

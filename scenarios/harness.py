@@ -13,13 +13,14 @@ from decimal import Decimal
 from fnmatch import fnmatchcase
 
 import requests
+from flask import Flask
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.model import AUTOPROLONG_LEAD, PeriodRule
 from reseller.store import Store
 from simulator.app import create_app
-from simulator.model import SellerError
+from simulator.model import Seller, SellerError
 from simulator.server import LocalServer
 from simulator.transport import in_process_client
 from simulator.world import seller_from_world
@@ -77,6 +78,21 @@ def meets_a_poll(fault: dict) -> bool:
         and fault.get("func") is not None
         and fnmatchcase("itemevent", fault["func"])
     )
+
+
+# In-process apps of closed harnesses, each to serve a new seller: building a Flask app (its
+# URL rules compiled) cost more than most scenario examples.
+_SPARE_APPS: list[Flask] = []
+
+
+def _spare_app(seller: Seller) -> Flask:
+    """An in-process simulator app serving `seller`: a closed harness's, else a new one."""
+    try:
+        app = _SPARE_APPS.pop()
+    except IndexError:
+        return create_app(seller)
+    app.extensions["simulator"].seller = seller  # a reset, as the control API's: a new seller
+    return app
 
 
 def _ceil_to_cron(when: datetime) -> datetime:
@@ -180,7 +196,8 @@ class Harness:
         skip_idle: bool = True,
     ):
         self.start = self.now = start
-        self.app = create_app(seller_from_world(seller_world, start, seed))
+        seller = seller_from_world(seller_world, start, seed)
+        self.app = create_app(seller) if http else _spare_app(seller)
         self.server = None
         if http:
             self.server = LocalServer(self.app)
@@ -256,6 +273,8 @@ class Harness:
         self.session.close()
         if self.server:
             self.server.close()
+        elif self.app not in _SPARE_APPS:  # closed twice, it is still handed out once
+            _SPARE_APPS.append(self.app)
 
     # -- the clock ---------------------------------------------------------------------------
 

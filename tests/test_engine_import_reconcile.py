@@ -533,3 +533,44 @@ def test_a_day_whose_midnight_tick_was_missed_is_reconciled_at_its_first_tick(
 
     assert f"service {item}: status active -> suspended" in first.reconciled
     assert engine.cron(sim.now).modules["seller"].reconciled is None
+
+
+def test_the_daily_reconcile_reads_in_full_only_the_services_whose_list_rows_differ(
+    engine, tariff, sim, store
+):
+    items = [active(engine, sim) for _ in range(3)]
+    sim.act("suspend", service=remote_of(engine, items[1]))
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)  # the suspension's event is lost for good
+    sim.to(sim.now.replace(hour=23, minute=55))
+    engine.cron(sim.now)
+    sim.advance("5m")
+    calls = len(sim.calls())
+
+    midnight = engine.cron(sim.now).modules["seller"]
+
+    reads = [c for c in sim.calls()[calls:] if c["func"] in ("vds", "vds.edit")]
+    assert [(c["func"], c["params"].get("elid")) for c in reads] == [
+        ("vds", None),
+        ("vds.edit", str(remote_of(engine, items[1]))),
+    ]
+    assert midnight.reconciled == [f"service {items[1]}: status active -> suspended"]
+
+
+def test_a_drift_no_list_row_shows_waits_for_a_reconcile_that_reads_every_form(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    sim.act("set_param", service=remote_of(engine, item), name="hostname", value="web9")
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+    sim.to(sim.now.replace(hour=23, minute=55))
+    engine.cron(sim.now)
+    sim.advance("5m")
+
+    assert engine.cron(sim.now).modules["seller"].reconciled == []
+    assert "hostname" not in store.item(item).params
+
+    engine.reconcile("seller", sim.now)
+
+    assert store.item(item).params["hostname"] == "web9"
