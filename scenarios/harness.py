@@ -339,8 +339,8 @@ class Harness:
         """When the cron tick at `when` and those after it can change nothing on either side,
         the first moment something might (None if this tick might): no event waits on a
         module's feed, no fault a poll would meet is queued, no poll is left open, no
-        operation, seller automation or autoprolong (one its client can pay) falls due, and no day begins (its first
-        tick reconciles)."""
+        operation, seller automation or autoprolong (one its client can pay) falls due, and
+        no day begins (its first tick reconciles)."""
         modules = self.store.modules()
         if any(m.reconciles_on(when) or self.store.poll_is_open(m.id) for m in modules):
             return None
