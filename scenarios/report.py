@@ -17,7 +17,7 @@ from markupsafe import Markup
 from scenarios import coverage
 from simulator.overview import duration_text
 
-WIDTH, ROW, TOP, AXIS = 900, 22, 6, 18
+WIDTH, ROW, TOP, AXIS = 1400, 22, 6, 18
 LEFT, RIGHT = 16, 16
 GAP = 19  # between the centres of dots side by side
 CHART_TITLES = {
