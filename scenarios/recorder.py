@@ -134,6 +134,7 @@ class Recorder(Observer):
         self._tracker = coverage.Tracker(h)
         self._last_call = max((c["id"] for c in h.seller.calls), default=0)
         self._notes = len(h.notes)
+        self._crashes = h.crashes
         self._state = {"seller": seller_state(h), "reseller": reseller_state(h)}
         self._run = {
             "start": stamp(h.now),
@@ -158,6 +159,9 @@ class Recorder(Observer):
                 "action": step.action,
                 "text": describe(step),
                 "note": step.note,
+                "fails": step.fails,
+                "crash": step.crash,
+                "died": h.crashes > self._crashes,
                 "started": started,
                 "ended": stamp(h.now),
                 "passed": failure is None,
@@ -170,6 +174,7 @@ class Recorder(Observer):
             }
         )
         self._state = state
+        self._crashes = h.crashes
         self._tracker.stepped(h, step)
         if failure is not None:
             run["failure"] = run["steps"][-1]["failure"] | {"where": step.where()}

@@ -194,7 +194,14 @@ def scenario_view(index: int, record: dict) -> dict:
     view = dict(record, anchor=anchor)
     run = record.get("run")
     if run:
-        steps = [dict(step, anchor=f"{anchor}-step{step['number']}") for step in run["steps"]]
+        steps = [
+            dict(
+                step,
+                anchor=f"{anchor}-step{step['number']}",
+                took=duration_text(_when(step["ended"]) - _when(step["started"])),
+            )
+            for step in run["steps"]
+        ]
         view["run"] = dict(
             run,
             steps=steps,
