@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import run
 from scenarios import coverage
-from scenarios.coverage import Coverage
+from scenarios.coverage import Coverage, Tracker
+from scenarios.harness import Harness
 from scenarios.recorder import Recorder
 from scenarios.runner import run_file
+from scenarios.spec import Step
+from tests import report_runs
 
+START = datetime(2026, 1, 1)
 README = Path(__file__).resolve().parents[1] / "scenarios" / "README.md"
 
 
@@ -113,3 +118,19 @@ def test_the_readme_documents_every_dimension_of_the_coverage_json():
     section = text[text.index("## Coverage map") :]
     documented = set(re.findall(r"^\| `(\w+)` \|", section, re.MULTILINE))
     assert set(coverage.DIMENSIONS) <= documented
+
+
+def test_every_status_change_the_engine_makes_within_one_step_is_counted():
+    """A step may take a service through several statuses; a look after it sees only the last."""
+    h = Harness(report_runs.WORLD["seller"], report_runs.WORLD["reseller"], START)
+    try:
+        tracker = Tracker(h)
+        h.engine.import_tariff("seller", 5, h.now)
+        h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
+        h.wait(timedelta(minutes=5))
+        tracker.stepped(h, Step(1, "wait", "5m"))
+        found = tracker.finish(h, "one.yaml")
+    finally:
+        h.close()
+
+    assert found.seen["reseller_transitions"] == {"new -> ordered": 1, "ordered -> active": 1}
