@@ -230,3 +230,17 @@ def test_pytest_option_with_a_path_it_cannot_write_is_a_usage_error(tmp_path):
     )
     assert done.returncode == 4
     assert "--bmsim-html: cannot make the folder" in done.stderr
+
+
+def test_a_file_that_does_not_load_is_in_the_report_with_its_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: no steps here\nsteps: 3\n")
+    recorder = Recorder()
+    run_file(str(bad), failures_dir=str(tmp_path), observer=recorder)
+
+    page = Page(report.render(recorder.files))
+
+    section = page.find("section", class_="failed")[0]
+    assert str(bad) in words(section["text"])
+    assert "steps" in page.find("pre", class_="message")[0]["text"]
+    assert page.find("svg", class_="timeline") == []
