@@ -78,6 +78,10 @@ def parser() -> argparse.ArgumentParser:
     scen.add_argument("--seed", type=int, help="the Hypothesis seed for properties")
     scen.add_argument("--http", action="store_true", help="go over a real local socket")
     scen.add_argument("--junit", metavar="FILE", help="write JUnit XML here")
+    scen.add_argument("--html", metavar="FILE", help="write a self-contained HTML report here")
+    scen.add_argument(
+        "--coverage", metavar="FILE", help="write the coverage map (JSON) of the run here"
+    )
     scen.add_argument(
         "--failures",
         default="failures",
@@ -298,6 +302,8 @@ def run_scenarios(args) -> int:
         http=args.http,
         junit=args.junit,
         failures_dir=args.failures,
+        html=args.html,
+        coverage_json=args.coverage,
         keyword=args.keyword,
         shard=shard,
         list_only=args.list,

@@ -6,6 +6,7 @@ asks for it in-process, by `@pytest.mark.billmanager(in_process=True)` or by the
 parameter (`@pytest.mark.parametrize("billmanager", ["socket", "in_process"], indirect=True)`).
 `mock_billmanager` is always in-process, routing `requests` and `httpx` calls to its URL.
 The marker also gives the world: `@pytest.mark.billmanager(world={...} or "file.yaml")`.
+`--bmsim-html FILE` and `--bmsim-coverage FILE` report every scenario file the tests run.
 """
 
 from __future__ import annotations
@@ -19,7 +20,82 @@ OPTIONS = ("world", "in_process", "url", "start", "seed")
 MODES = ("socket", "in_process")
 
 
+REPORTS = {"bmsim_html": "--bmsim-html", "bmsim_coverage": "--bmsim-coverage"}
+RECORDER = pytest.StashKey()
+WORKER_OUTPUT = "bmsim_scenarios"
+
+
+def pytest_addoption(parser) -> None:
+    group = parser.getgroup("bmsim", "the simulated BILLmanager")
+    group.addoption(
+        "--bmsim-html",
+        metavar="FILE",
+        help="write an HTML report of every scenario file the tests run (scenarios.runner)",
+    )
+    group.addoption(
+        "--bmsim-coverage", metavar="FILE", help="write the coverage map (JSON) of those runs"
+    )
+
+
+def _start_recording(config) -> None:
+    """Record every scenario run in this process (each xdist worker sends its own back)."""
+    targets = {key: config.getoption(key) for key in REPORTS if config.getoption(key)}
+    if not targets:
+        return
+    from scenarios.cli import writable
+    from scenarios.observer import install
+    from scenarios.recorder import Recorder
+
+    if not hasattr(config, "workerinput"):
+        for key, target in targets.items():
+            problem = writable(REPORTS[key], target)
+            if problem:
+                raise pytest.UsageError(problem)
+    config.stash[RECORDER] = Recorder()
+    install(config.stash[RECORDER])
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:
+    """An xdist worker finished: its scenario runs join the controller's."""
+    recorder = node.config.stash.get(RECORDER, None)
+    if recorder is not None:
+        recorder.files += node.workeroutput.get(WORKER_OUTPUT, [])
+
+
+def pytest_sessionfinish(session) -> None:
+    config = session.config
+    recorder = config.stash.get(RECORDER, None)
+    if recorder is None:
+        return
+    from scenarios.observer import install
+
+    install(None)
+    if hasattr(config, "workerinput"):
+        config.workeroutput[WORKER_OUTPUT] = recorder.files
+        return
+    from scenarios import coverage, report
+
+    files = sorted(recorder.files, key=lambda record: record["path"])
+    if config.getoption("bmsim_html"):
+        report.write_html(files, config.getoption("bmsim_html"), title="Scenario runs under pytest")
+    if config.getoption("bmsim_coverage"):
+        coverage.write_json(files, config.getoption("bmsim_coverage"))
+
+
+def pytest_terminal_summary(terminalreporter, config) -> None:
+    if config.stash.get(RECORDER, None) is None:
+        return
+    count = len(config.stash[RECORDER].files)
+    for key, what in (("bmsim_html", "report"), ("bmsim_coverage", "coverage map")):
+        if config.getoption(key):
+            terminalreporter.write_line(
+                f"bmsim: {what} of {count} scenario files: {config.getoption(key)}"
+            )
+
+
 def pytest_configure(config) -> None:
+    _start_recording(config)
     config.addinivalue_line(
         "markers",
         f"{MARKER}(world=None, *, in_process=False, url=None, start=None, seed=0): the simulated "

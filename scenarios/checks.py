@@ -14,6 +14,15 @@ from scenarios.harness import Harness, StepFailure
 KIND_ALIASES = {"order": OPEN, "delete": CLOSE, "set_addons": SETPARAM}
 
 
+class Mismatch(StepFailure):
+    """A check that found another value than expected: what it checked, expected and actual."""
+
+    def __init__(self, subject: str, expected, actual, note: str = ""):
+        text = f"{subject} expected {expected!r}, got {actual!r}"
+        super().__init__(f"{text} ({note})" if note else text)
+        self.subject, self.expected, self.actual = subject, expected, actual
+
+
 # -- comparisons ----------------------------------------------------------------------------
 
 
@@ -48,12 +57,12 @@ def compare(what: str, expected: dict, actual: dict) -> None:
     for key, want in expected.items():
         have = actual.get(key)
         if not same(want, have):
-            raise StepFailure(f"{what}: {key} expected {want!r}, got {have!r}")
+            raise Mismatch(f"{what}: {key}", want, have)
 
 
 def compare_whole(what: str, key: str, expected: dict, actual: dict) -> None:
     if set(map(str, expected)) != set(map(str, actual)) or not same(expected, actual):
-        raise StepFailure(f"{what}: {key} expected {expected!r}, got {actual!r}")
+        raise Mismatch(f"{what}: {key}", expected, actual)
 
 
 # -- the views checks compare with ----------------------------------------------------------
@@ -130,8 +139,9 @@ def expect(h: Harness, arg: dict) -> None:
         view = operation_view(h, arg["operation"])
         try:
             compare(f"operation of {arg['operation']}", want, view)
-        except StepFailure as failure:
-            raise StepFailure(f"{failure} ({view['message'] or 'no error message'})") from None
+        except Mismatch as failure:
+            note = view["message"] or "no error message"
+            raise Mismatch(failure.subject, failure.expected, failure.actual, note) from None
     elif "tariff" in arg:
         view = tariff_view(h, arg["tariff"])
         for key, want in _rest(arg, "tariff").items():
@@ -139,9 +149,7 @@ def expect(h: Harness, arg: dict) -> None:
                 compare(f"tariff {arg['tariff']}", {key: want}, view)
             elif key in ("ostempl", "recipes"):
                 if not same(want, view[key]):
-                    raise StepFailure(
-                        f"tariff {arg['tariff']}: {key} expected {want!r}, got {view[key]!r}"
-                    )
+                    raise Mismatch(f"tariff {arg['tariff']}: {key}", want, view[key])
             else:
                 compare_whole(f"tariff {arg['tariff']}", key, want, view[key])
     elif "seller_balance" in arg:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
@@ -11,6 +12,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from scenarios import coverage, report
+from scenarios.observer import NOT_OBSERVED, Observer
+from scenarios.recorder import Recorder
 from scenarios.runner import Result, is_property, run_file
 from scenarios.spec import ScenarioError, build, is_fragment, load_document
 
@@ -68,6 +72,20 @@ def write_junit(results: list[Result], target: str) -> None:
     root.append(suite)
     Path(target).parent.mkdir(parents=True, exist_ok=True)  # `reports/` on a fresh clone
     ET.ElementTree(root).write(target, encoding="utf-8", xml_declaration=True)
+
+
+def writable(flag: str, target: str) -> str | None:
+    """Why a report can't be written to `target` (its folders are made), or None if it can."""
+    path = Path(target)
+    if path.is_dir():
+        return f"{flag}: {target} is a folder; expected a file name, like reports/run.html"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        return f"{flag}: cannot make the folder {str(path.parent)!r} for {target}: {error.strerror}"
+    if not os.access(path.parent, os.W_OK):
+        return f"{flag}: cannot write in {str(path.parent)!r}: permission denied"
+    return None
 
 
 def select(files: list[str], keyword: str | None, shard: tuple[int, int] | None) -> list[str]:
@@ -160,6 +178,8 @@ def run_scenarios(
     http: bool,
     junit: str | None,
     failures_dir: str,
+    html: str | None = None,
+    coverage_json: str | None = None,
     keyword: str | None = None,
     shard: tuple[int, int] | None = None,
     list_only: bool = False,
@@ -183,10 +203,16 @@ def run_scenarios(
         return list_scenarios(files, console)
     if check_only:
         return check_scenarios(files, console)
+    for flag, target in (("--html", html), ("--coverage", coverage_json)):
+        problem = target and writable(flag, target)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
+    recorder = Recorder() if html or coverage_json else NOT_OBSERVED
     results: list[Result] = []
     interrupted = False
     try:
-        for result in run_all(files, console, examples, seed, http, failures_dir):
+        for result in run_all(files, console, examples, seed, http, failures_dir, recorder):
             results.append(result)
     except KeyboardInterrupt:
         interrupted = True
@@ -195,17 +221,32 @@ def run_scenarios(
         console.print(f"interrupted: {len(results)} of {len(files)} files finished", markup=False)
     if junit:
         write_junit(results, junit)
+    if html:
+        report.write_html(recorder.files, html)
+        console.print(f"report: {html}", markup=False, soft_wrap=True)
+    if coverage_json:
+        coverage.write_json(recorder.files, coverage_json)
+        console.print(f"coverage map: {coverage_json}", markup=False, soft_wrap=True)
     if interrupted:
         return 130
     return 1 if any(not r.passed for r in results) else 0
 
 
-def run_all(files, console: Console, examples, seed, http, failures_dir):
+def run_all(
+    files, console: Console, examples, seed, http, failures_dir, observer: Observer = NOT_OBSERVED
+):
     """Each file's result as it finishes: under a progress bar on a terminal, else one line
     per file (what CI logs want)."""
 
     def one(path: str) -> Result:
-        return run_file(path, examples=examples, seed=seed, http=http, failures_dir=failures_dir)
+        return run_file(
+            path,
+            examples=examples,
+            seed=seed,
+            http=http,
+            failures_dir=failures_dir,
+            observer=observer,
+        )
 
     if not console.is_terminal:
         for path in files:

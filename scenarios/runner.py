@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from reseller.errors import ResellerError
 from scenarios import invariants
 from scenarios.harness import EngineDied, Harness, SellerRefused, StepFailure
+from scenarios.observer import NOT_OBSERVED, Observer, observing
 from scenarios.spec import Scenario, ScenarioError, Step, build, concrete, generated, load_document
 from scenarios.steps import STEPS
 from simulator.world import parse_duration
@@ -126,8 +127,11 @@ def check_invariants(h: Harness, names: list[str], final: bool) -> None:
             raise StepFailure(f"invariant {name} broken: " + "; ".join(problems[:5]))
 
 
-def execute(scenario: Scenario, http: bool = False) -> None:
-    """Run a concrete scenario once; raise `StepFailure` naming the step that failed."""
+def execute(scenario: Scenario, http: bool = False, observer: Observer = NOT_OBSERVED) -> None:
+    """Run a concrete scenario once; raise `StepFailure` naming the step that failed.
+
+    `observer` sees the harness after each step and at the end (a report's recorder).
+    """
     folder = tempfile.mkdtemp(prefix="scenario-") if scenario.crashes else None
     db_path = str(Path(folder) / "reseller.db") if folder else None
     try:
@@ -135,20 +139,27 @@ def execute(scenario: Scenario, http: bool = False) -> None:
     except ResellerError as error:
         raise StepFailure(f"{scenario.path}: setup: {error.type}: {error.message}") from None
     try:
+        observer.started(h, scenario)
         for step in scenario.steps:
             try:
                 run_step(h, step)
                 check_invariants(h, scenario.invariants, final=False)
-            except StepFailure as failure:
+            except Exception as failure:
+                observer.stepped(h, step, failure)
+                if not isinstance(failure, StepFailure):
+                    raise
                 calls = "\n    ".join(h.recent_calls())
                 raise StepFailure(
                     f"{scenario.path}: {step.where()}: {failure}\n  last calls "
                     f"between the two sides:\n    {calls}"
                 ) from None
+            observer.stepped(h, step, None)
         try:
             check_invariants(h, scenario.invariants, final=True)
         except StepFailure as failure:
+            observer.ended(h, failure)
             raise StepFailure(f"{scenario.path}: at the end: {failure}") from None
+        observer.ended(h, None)
     finally:
         h.close()
         if folder:
@@ -177,22 +188,29 @@ def run_file(
     seed: int | None = None,
     http: bool = False,
     failures_dir: str = "failures",
+    observer: Observer | None = None,
 ) -> Result:
-    """Run one scenario file, as a property if it has generated values."""
+    """Run one scenario file, as a property if it has generated values.
+
+    `observer` (else the one a report installed, if any) sees every run and the result.
+    """
+    observer = observer or observing()
     started = time.perf_counter()
     try:
         document = load_document(path)
         scenario = build(document, path)
     except ScenarioError as error:
-        return Result(path, str(path), 0, False, time.perf_counter() - started, str(error))
+        result = Result(path, str(path), 0, False, time.perf_counter() - started, str(error))
+        observer.finished(result)
+        return result
     result = Result(path, scenario.name, len(scenario.steps), True, 0.0, tags=scenario.tags)
     try:
         if is_property(document):
             result.examples, result.written = run_property(
-                document, path, examples, seed, http, failures_dir
+                document, path, examples, seed, http, failures_dir, observer
             )
         else:
-            execute(scenario, http)
+            execute(scenario, http, observer)
     except (StepFailure, ScenarioError) as failure:
         result.passed, result.message = False, str(failure)
     except PropertyFailure as failure:
@@ -200,6 +218,7 @@ def run_file(
     except Exception as failure:  # a crash of the code under test: reported, and the run goes on
         result.passed, result.message = False, f"{path}: {described(failure)}"
     result.seconds = time.perf_counter() - started
+    observer.finished(result)
     return result
 
 
@@ -210,7 +229,13 @@ class PropertyFailure(AssertionError):
 
 
 def run_property(
-    document: dict, path: str, examples: int, seed: int | None, http: bool, failures_dir: str
+    document: dict,
+    path: str,
+    examples: int,
+    seed: int | None,
+    http: bool,
+    failures_dir: str,
+    observer: Observer = NOT_OBSERVED,
 ) -> tuple[int, None]:
     """Run a property; PropertyFailure reporting each distinct failure Hypothesis found, each
     shrunk and written out as a concrete scenario."""
@@ -234,7 +259,7 @@ def run_property(
         count["examples"] += 1
         scenario = build(document, path, values)
         try:
-            execute(scenario, http)
+            execute(scenario, http, observer)
         except Exception as failure:  # a check that failed, or a crash of the code under test
             failing[failure_key(failure)] = (values, scenario)
             raise

@@ -307,3 +307,18 @@ def order(api):
         return doc["id"]
 
     return place
+
+
+@pytest.fixture
+def small_run(tmp_path) -> dict[str, str]:
+    """Three scenario files whose runs are known (see `tests.report_runs`): a suspension that
+    passes, an expect that fails, a property whose failure shrinks."""
+    from tests import report_runs
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    return {
+        "suspension": report_runs.write(folder, report_runs.SUSPENSION, "suspension"),
+        "wrong_expiry": report_runs.write(folder, report_runs.WRONG_EXPIRY, "wrong_expiry"),
+        "shrinking": report_runs.write(folder, report_runs.SHRINKING, "shrinking"),
+    }

@@ -158,13 +158,13 @@ def test_a_property_with_two_different_failures_reports_and_writes_both(tmp_path
     path = scenario(tmp_path, "two bugs", steps, let={"period": {"any": [1, 3, 12]}})
     real = runner.execute
 
-    def buggy(concrete, http=False):
+    def buggy(concrete, http=False, observer=runner.NOT_OBSERVED):
         period = concrete.steps[1].arg["period"]
         if period == 3:
             raise runner.StepFailure("step 2 (order): the engine charged twice")
         if period == 12:
             raise KeyError("a bug in the engine")
-        return real(concrete, http)
+        return real(concrete, http, observer)
 
     monkeypatch.setattr(runner, "execute", buggy)
 
@@ -182,10 +182,10 @@ def test_a_crash_of_the_code_under_test_fails_the_file_and_the_run_goes_on(tmp_p
     crashing, fine = scenario(tmp_path, "crashes", ORDER), scenario(tmp_path, "fine", ORDER)
     real = runner.execute
 
-    def buggy(concrete, http=False):
+    def buggy(concrete, http=False, observer=runner.NOT_OBSERVED):
         if concrete.name == "crashes":
             raise TypeError("a bug")
-        return real(concrete, http)
+        return real(concrete, http, observer)
 
     monkeypatch.setattr(runner, "execute", buggy)
     out = console()
