@@ -72,6 +72,17 @@ def checkevent(engine: Engine, now: datetime, module: str) -> None:
     say(busy=report.busy, fetched=report.fetched, applied=report.applied, summary=report.summary())
 
 
+def change(engine: Engine, now: datetime, kind: str, item: int) -> None:
+    """One change of a service (`set_addons` of more RAM, or `prolong`), released by the start
+    line."""
+    wait_for_start()
+    if kind == "set_addons":
+        operation = engine.set_addons(item, {"ram": 2048}, now)
+    else:
+        operation = engine.prolong(item, 1, now)
+    say(operation=operation, state=engine.store.operation(operation).state)
+
+
 class Work:
     """A seeded plan of everything an engine does, step after step until the process is killed."""
 
@@ -194,6 +205,8 @@ def main(argv: list[str]) -> int:
         order(engine, now)
     elif role == "checkevent":
         checkevent(engine, now, argv[3])
+    elif role == "change":
+        change(engine, now, argv[3], int(argv[4]))
     elif role == "work":
         work(engine, now, int(argv[3]))
     else:

@@ -34,6 +34,7 @@ import pytest
 from reseller.model import (
     ACCEPTED,
     DONE,
+    FAILED,
     MANUAL,
     OPEN,
     OPERATION_LEASE,
@@ -426,3 +427,47 @@ def test_an_engine_killed_at_random_points_leaves_work_the_next_one_finishes_exa
     assert steps >= KILLS, "the killed engines did next to no work"
     spent = sum((e.amount for e in h.store.expenses() if e.amount < 0), Decimal(0))
     assert spent < 0, "no killed engine ever charged for anything"
+
+
+CHANGES = {"set_addons": "vds.edit", "prolong": "service.prolong"}
+
+
+@pytest.mark.parametrize("first", ["poll", "retry"])
+@pytest.mark.parametrize("change", sorted(CHANGES))
+def test_an_engine_killed_while_the_seller_refuses_its_change_leaves_it_unaccepted(
+    h, slow, processes, change, first
+):
+    """The seller's staff delete a service; before the engine hears of it, it sends a paid
+    change, which the seller refuses, and dies before the reply. The next engine must not hold
+    that change accepted, whether it first polls (a daemon's first tick: the deletion's event)
+    or first retries (a look-up, once the lease runs out): the seller never did it."""
+    call = CHANGES[change]
+    h.engine.import_tariff("seller", 5, h.now)
+    item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
+    h.wait(timedelta(minutes=5))
+    remote = h.store.item(item).remote_id
+    h.control.post("/actions/delete", {"service": remote})
+    slow.delays[call] = SLOW_SECONDS
+
+    worker = processes.engine("change", h, change, str(item))
+    processes.ready(worker)
+    processes.go(worker)
+    slow.wait_for(call)
+    os.kill(worker.pid, signal.SIGKILL)
+    out, err = (b.decode() for b in worker.communicate(timeout=30))
+    assert worker.returncode == -signal.SIGKILL, f"it ended by itself\n{out}\n{err[-3000:]}"
+    slow.wait_idle()
+    slow.delays.clear()
+    refused = [c for c in h.control.get("/calls")["calls"] if c["func"] == call][-1]
+    assert refused["result"] == "value", refused  # the seller did nothing: the service is gone
+
+    h.restart_engine()
+    if first == "poll":
+        h.engine.cron(h.now)
+    h.wait(OPERATION_LEASE + timedelta(minutes=1))
+    operation = h.store.latest_operation(item)
+    assert operation.kind == {"set_addons": "setparam", "prolong": "prolong"}[change]
+    assert not operation.accepted, f"held accepted, the seller having refused it: {operation}"
+    assert operation.state == FAILED and operation.error_type, operation
+    found = problems_after_drain(h)
+    assert not found, "\n".join(found)
