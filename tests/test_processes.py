@@ -471,3 +471,22 @@ def test_an_engine_killed_while_the_seller_refuses_its_change_leaves_it_unaccept
     assert operation.state == FAILED and operation.error_type, operation
     found = problems_after_drain(h)
     assert not found, "\n".join(found)
+
+
+def test_a_cli_checkevent_while_another_process_polls_says_it_skipped(h, slow, processes):
+    """`run.py reseller checkevent` run while the daemon's poll is out says it skipped the
+    module, as the daemon's own log does, rather than that the feed was empty."""
+    h.engine.import_tariff("seller", 5, h.now)
+    h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
+    slow.delays["itemevent"] = SLOW_SECONDS
+    poller = processes.engine("checkevent", h, "seller")
+    processes.ready(poller)
+    processes.go(poller)
+    slow.wait_for("itemevent")
+    cli = processes.start(
+        "run.py", "reseller", "--db", h.db_path, "--now", h.now.isoformat(), "checkevent", "seller"
+    )
+    out, _ = processes.finish(cli)
+    polled = last_json(processes.finish(poller)[0])
+    assert not polled["busy"] and polled["applied"] == 1, polled
+    assert "another engine is polling this module" in out, out
