@@ -455,6 +455,7 @@ def test_an_engine_killed_while_the_seller_refuses_its_change_leaves_it_unaccept
     slow.wait_for(call)
     os.kill(worker.pid, signal.SIGKILL)
     out, err = (b.decode() for b in worker.communicate(timeout=30))
+    assert PASSWORD not in out + err
     assert worker.returncode == -signal.SIGKILL, f"it ended by itself\n{out}\n{err[-3000:]}"
     slow.wait_idle()
     slow.delays.clear()
