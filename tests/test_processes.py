@@ -491,3 +491,41 @@ def test_a_cli_checkevent_while_another_process_polls_says_it_skipped(h, slow, p
     polled = last_json(processes.finish(poller)[0])
     assert not polled["busy"] and polled["applied"] == 1, polled
     assert "another engine is polling this module" in out, out
+
+
+def test_a_resume_whose_event_died_with_its_poll_settles_though_the_staff_suspend_again(
+    h, slow, processes
+):
+    """A resume the seller accepted; the engine polling for its event is killed while the
+    seller hands the feed over, so the event is gone; the seller's staff then suspend the
+    service again. The next engine must still settle the resume (done, or failed with a
+    reason): the suspension it hears of presupposes the resume happened."""
+    h.engine.import_tariff("seller", 5, h.now)
+    item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
+    h.wait(timedelta(minutes=5))
+    h.engine.change_status(item, "suspend", h.now)
+    h.engine.checkevent("seller", h.now)
+    resume = h.engine.change_status(item, "resume", h.now)
+    assert (h.store.operation(resume).state, h.store.operation(resume).outcome) == (
+        MANUAL,
+        ACCEPTED,
+    )
+    slow.delays["itemevent"] = SLOW_SECONDS
+
+    poller = processes.engine("checkevent", h, "seller")
+    processes.ready(poller)
+    processes.go(poller)
+    slow.wait_for("itemevent")
+    os.kill(poller.pid, signal.SIGKILL)
+    poller.communicate(timeout=30)
+    slow.wait_idle()
+    slow.delays.clear()
+    assert not h.seller.feeds["reseller"], "the seller kept the feed it handed to the dead engine"
+    h.control.post("/actions/suspend", {"service": h.store.item(item).remote_id})
+
+    h.restart_engine()
+    h.wait(OPERATION_LEASE + timedelta(minutes=1))
+    settle = invariants.CHECKS["operations_settle"](h)
+    assert not settle, "\n".join(settle)
+    found = problems_after_drain(h)
+    assert not found, "\n".join(found)
