@@ -1,4 +1,4 @@
-"""The command line: `simulator`, `reseller`, `scenarios`, `demo`, `bench`, `record`, `parity`.
+"""The command line: simulator, seller, reseller, scenarios, demo, bench, record and parity.
 
 This is the one place that builds the parts and joins them; each command calls one function.
 """
@@ -10,16 +10,28 @@ import os
 import signal
 import sqlite3
 import sys
-import threading
 from datetime import datetime
 
 SHARED_EXAMPLE = "../shared/scenario-examples/any_period_any_balance.yaml"
 
 
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("billmanager-resale-sim")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def parser() -> argparse.ArgumentParser:
     from reseller import cli as reseller_cli
+    from simulator import cli as seller_cli
 
-    top = argparse.ArgumentParser(prog="run.py", description=__doc__.splitlines()[0])
+    # prog from argv: `run.py` or the `bmsim` console script, whichever was run
+    top = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    top.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     # `tool`, not `command`: the reseller's own subcommands are `args.command`
     commands = top.add_subparsers(dest="tool", required=True, metavar="COMMAND")
 
@@ -39,6 +51,22 @@ def parser() -> argparse.ArgumentParser:
         "made and printed when listening beyond loopback without one",
     )
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "--clock",
+        choices=["manual", "real"],
+        help="manual (the default: moves only when told) or real (the wall clock, UTC)",
+    )
+    sim.add_argument(
+        "--speed",
+        type=float,
+        metavar="N",
+        help="a sped-up clock: N simulated seconds a wall second (60: a wall second is a minute)",
+    )
+
+    seller = commands.add_parser(
+        "seller", help="drive a running simulator's seller side: its staff, faults and clock"
+    )
+    seller_cli.add_arguments(seller)
 
     reseller = commands.add_parser("reseller", help="the reseller engine (mgrctl -m billmgr)")
     reseller_cli.add_arguments(reseller)
@@ -56,6 +84,10 @@ def parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where shrunk failing examples are written",
     )
+    scen.add_argument("-k", dest="keyword", metavar="EXPR", help="only files matching EXPR")
+    scen.add_argument("--shard", metavar="I/N", help="run the I-th of N stable shares of files")
+    scen.add_argument("--list", action="store_true", help="list the files a run would run")
+    scen.add_argument("--check", action="store_true", help="load and validate only, run nothing")
 
     demo = commands.add_parser("demo", help="a narrated reselling story over HTTP")
     demo.add_argument(
@@ -112,6 +144,32 @@ def stop_on_signal(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
+def simulator_clock(args):
+    """The served simulator's clock from `--clock` and `--speed`; ValueError naming the option."""
+    from simulator.clock import Clock
+
+    if args.speed is not None:
+        if args.clock:
+            raise ValueError(
+                f"--speed runs a sped-up clock of its own; leave out --clock {args.clock}"
+            )
+        try:
+            return Clock("speed", args.speed)
+        except ValueError:
+            raise ValueError(f"--speed: expected a number above 0, got {args.speed:g}") from None
+    return Clock(args.clock or "manual")
+
+
+def describe_clock(clock) -> str:
+    if clock.mode == "manual":
+        return "manual (moves only when told: POST /_sim/clock, or `seller clock +5m`)"
+    if clock.mode == "real":
+        return "real (the wall clock, UTC)"
+    units = {1: "second", 60: "minute", 3600: "hour", 86400: "day"}
+    shown = units.get(clock.speed, f"{clock.speed:g} seconds")
+    return f"{clock.speed:g}x (a wall second is a simulated {shown})"
+
+
 def serve_simulator(args) -> int:
     from pathlib import Path
 
@@ -120,9 +178,15 @@ def serve_simulator(args) -> int:
     from scenarios.spec import ScenarioError
     from simulator import guard, snapshot
     from simulator.app import create_app
+    from simulator.clock import Ticker
     from simulator.model import Seller
     from simulator.world import WorldError, seller_from_world
 
+    try:
+        clock = simulator_clock(args)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     try:
         token, made = guard.token_for(args.host, args.token or os.environ.get(guard.TOKEN_ENV))
     except ValueError as error:
@@ -140,17 +204,19 @@ def serve_simulator(args) -> int:
     except (ScenarioError, WorldError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    app = create_app(seller, token=token, state_dir=args.state_dir)
+    app = create_app(seller, clock=clock, token=token, state_dir=args.state_dir)
     try:
         server = waitress.create_server(app, host=args.host, port=args.port, threads=8)
     except OSError as error:
         print(f"error: cannot listen on {args.host}:{args.port}: {error.strerror}", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, stop_on_signal)
+    state = app.extensions["simulator"]
+    ticker = Ticker(clock, lambda: state.seller).start()
     port = getattr(server, "effective_port", args.port)  # several sockets have no one port
     print(
         f"simulated BILLmanager at http://{args.host}:{port}/billmgr "
-        "(control API at /_sim); Ctrl-C to stop",
+        f"(control API at /_sim); clock: {describe_clock(clock)}; Ctrl-C to stop",
         flush=True,
     )
     if made:
@@ -166,10 +232,17 @@ def serve_simulator(args) -> int:
     except KeyboardInterrupt:
         server.close()
     finally:
+        ticker.stop()
         if args.state:
             snapshot.save(app.extensions["simulator"].seller, args.state)
             print(f"state saved to {args.state}", flush=True)
     return 0
+
+
+def run_seller(args) -> int:
+    from simulator import cli as seller_cli
+
+    return seller_cli.main(args)
 
 
 def run_reseller(args) -> int:
@@ -179,46 +252,44 @@ def run_reseller(args) -> int:
     from reseller.client import SellerClient
     from reseller.engine import Engine
     from reseller.errors import ResellerError
-    from reseller.jobs import run_daemon, utc_now
     from reseller.store import Store
 
-    try:
-        now = datetime.fromisoformat(args.now) if args.now else utc_now()
-    except ValueError:
-        print(f"error: --now: {args.now!r} is not an ISO date-time", file=sys.stderr)
-        return 2
-    try:
-        store = Store(args.db)
-    except (sqlite3.Error, OSError) as error:
-        reason = error.strerror if isinstance(error, OSError) else error
-        print(f"error: --db: cannot open {args.db}: {reason}", file=sys.stderr)
-        return 2
+    out = reseller_cli.Output()
     with requests.Session() as session:
+        try:
+            clock, clock_name = reseller_cli.clock_for(args, session)
+        except reseller_cli.BadArgument as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        try:
+            store = Store(args.db)
+        except (sqlite3.Error, OSError) as error:
+            reason = error.strerror if isinstance(error, OSError) else error
+            print(f"error: --db: cannot open {args.db}: {reason}", file=sys.stderr)
+            return 2
         engine = Engine(
             store, lambda url, login, password: SellerClient(url, login, password, session)
         )
         try:
             if args.command == "daemon":
-                stop = threading.Event()
-                try:
-                    run_daemon(engine, print, stop)
-                except KeyboardInterrupt:
-                    stop.set()
-                return 0
-            reseller_cli.execute(
-                engine, args, now, print, warn=lambda line: print(line, file=sys.stderr)
-            )
+                return reseller_cli.daemon(engine, args, clock, clock_name)
+            return reseller_cli.execute(engine, args, clock, out)
         except ResellerError as error:
-            print(f"error: {error.type}: {error.message}", file=sys.stderr)
+            out.error(error.type, error.message)
             return 1
         finally:
             store.close()
-    return 0
 
 
 def run_scenarios(args) -> int:
     from scenarios.cli import run_scenarios as run
+    from scenarios.cli import shard_of
 
+    try:
+        shard = shard_of(args.shard) if args.shard else None
+    except ValueError as error:
+        print(f"error: --shard: {error}", file=sys.stderr)
+        return 2
     return run(
         args.paths,
         tags=args.tag,
@@ -227,6 +298,10 @@ def run_scenarios(args) -> int:
         http=args.http,
         junit=args.junit,
         failures_dir=args.failures,
+        keyword=args.keyword,
+        shard=shard,
+        list_only=args.list,
+        check_only=args.check,
     )
 
 
@@ -324,6 +399,7 @@ def run_parity(args) -> int:
 
 COMMANDS = {
     "simulator": serve_simulator,
+    "seller": run_seller,
     "reseller": run_reseller,
     "scenarios": run_scenarios,
     "demo": run_demo,

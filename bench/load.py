@@ -32,7 +32,7 @@ CLIENTS = 8
 LISTED = 20  # services on the account whose list every client reads
 TARGET = 0.5
 EVENT = re.compile(rb"<elem><id>(\d+)</id><type>(\w+)</type><item>(\d+)</item>")
-ORDERED = re.compile(rb"<doc><id>(\d+)</id>")
+ORDERED = re.compile(rb"<doc><ok /><id>(\d+)</id>")
 
 
 def simulator_app() -> Flask:

@@ -148,13 +148,15 @@ def parse_tariff(node: ET.Element) -> RemoteTariff:
     addons = {}
     for a in node.findall("addon"):
         kind = ADDON_TYPES.get(_text(a, "addontype"), "integer")
-        limit = _text(a, "addonlimit")
+        # `addonlimit` is what the tariff includes (999999: unlimited), `addonmax` the most
+        # an order may ask for; neither is sent for an add-on that is not a number
+        most = _text(a, "addonmax")
         addon = RemoteAddon(
             _int(a, "id"),
             _text(a, "intname"),
             kind,
-            included=_whole(_text(a, "value") or "0", "an add-on's included value"),
-            max=_whole(limit, "an add-on limit") if limit else None,
+            included=_whole(_text(a, "addonlimit") or "0", "an add-on's included amount"),
+            max=_whole(most, "an add-on's maximum") if most else None,
         )
         if kind == "enumeration":
             addon.items = {
@@ -175,6 +177,16 @@ def parse_tariff(node: ET.Element) -> RemoteTariff:
         ostempl=params.get("ostempl", []),
         recipes=params.get("recipe", []),
     )
+
+
+def unreachable_reason(error: requests.RequestException) -> str:
+    """The short cause of a failed request (`Connection refused`), not urllib3's whole chain."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    return str(error)
 
 
 class SellerClient:
@@ -202,7 +214,9 @@ class SellerClient:
         except requests.Timeout:
             raise SellerUnavailable(f"no reply from {self.url} within {self.timeout}s") from None
         except requests.RequestException as error:
-            raise SellerUnavailable(f"cannot reach {self.url}: {error}") from None
+            raise SellerUnavailable(
+                f"cannot reach {self.url}: {unreachable_reason(error)}"
+            ) from None
         if reply.status_code != 200:
             raise SellerUnavailable(f"{self.url} answered HTTP {reply.status_code}")
         try:
@@ -294,22 +308,29 @@ class SellerClient:
         return _int(root, "id")
 
     def services(self, type: str, remoteid: str | None = None) -> list[RemoteService]:
+        """A type's services as its list shows them (`pricelist` there is the tariff's name)."""
         root = self.call(type, remoteid=remoteid)
-        return [
-            RemoteService(
-                id=_int(e, "id"),
-                type=type,
-                name=_text(e, "name"),
-                tariff=_int(e, "pricelist"),
-                period=_int(e, "period"),
-                status=_int(e, "status"),
-                expires=_date(_text(e, "expiredate")),
-                remoteid=_text(e, "remoteid"),
-                params={k: _text(e, k) for k in ("domain", "username", "licname") if _text(e, k)},
-                ips=[_text(e, "ip")] if _text(e, "ip") else [],
+        listed = []
+        for e in root.findall("elem"):
+            params = {k: _text(e, k) for k in ("domain", "username", "licname") if _text(e, k)}
+            ip = _text(e, "ip")
+            if type == "soft" and ip:
+                params["ip"] = ip  # a licence's IP is what it is bound to, not an address it has
+            listed.append(
+                RemoteService(
+                    id=_int(e, "id"),
+                    type=type,
+                    name=_text(e, "name"),
+                    tariff=_int(e, "pricelist_id"),
+                    period=_int(e, "period"),
+                    status=_int(e, "status"),
+                    expires=_date(_text(e, "expiredate")),
+                    remoteid=_text(e, "remoteid"),
+                    params=params,
+                    ips=[ip] if ip and type != "soft" else [],
+                )
             )
-            for e in root.findall("elem")
-        ]
+        return listed
 
     def service(self, type: str, service_id: int) -> RemoteService:
         """One service in full: add-on values, parameters and every IP."""
@@ -319,6 +340,10 @@ class SellerClient:
             for e in root
             if e.tag.startswith("addon_")
         }
+        params = {p.get("name"): (p.text or "") for p in root.findall("param")}
+        if type == "soft":
+            # the licence form shows its name and IP as fields of their own
+            params.update({k: _text(root, k) for k in ("licname", "ip") if _text(root, k)})
         return RemoteService(
             id=_int(root, "id"),
             type=type,
@@ -329,8 +354,8 @@ class SellerClient:
             expires=_date(_text(root, "expiredate")),
             remoteid=_text(root, "remoteid"),
             addons=addons,
-            params={p.get("name"): (p.text or "") for p in root.findall("param")},
-            ips=[(e.text or "") for e in root.findall("ip")],
+            params=params,
+            ips=[] if type == "soft" else [(e.text or "") for e in root.findall("ip")],
         )
 
     def prolong(self, service_id: int, period: int) -> date | None:

@@ -239,15 +239,6 @@ class ModuleTick:
     reconciled: list[str] | None = None
     error: str | None = None
 
-    def lines(self) -> list[str]:
-        if self.error:
-            return [f"seller unreachable ({self.error}); next try in 5m"]
-        lines = [self.events.summary()] if self.events else []
-        if self.reconciled is not None:
-            lines.append(f"daily reconcile: {len(self.reconciled)} repairs")
-            lines += [f"  {change}" for change in self.reconciled]
-        return lines
-
 
 @dataclass
 class CronReport:

@@ -26,17 +26,20 @@ from reseller.model import (
     StoredEvent,
     remoteid_of_ours,
     seller_period,
+    superseded,
 )
 from reseller.operations import complete
 
 
 @dataclass
 class EventReport:
-    """What one `checkevent` did: events fetched and applied, kept unmatched, operations done,
-    and what a reconcile first repaired (when the last poll had been lost)."""
+    """What one `checkevent` did: events fetched and applied (and to which services), kept
+    unmatched, operations done, and what a reconcile first repaired (when the last poll had
+    been lost)."""
 
     fetched: int = 0
     applied: int = 0
+    applied_to: list[tuple[int, StoredEvent]] = field(default_factory=list)  # (service, event)
     unmatched: list[int] = field(default_factory=list)
     completed: list[int] = field(default_factory=list)
     reconciled: list[str] | None = None
@@ -64,16 +67,22 @@ class Events(Job):
         if mark is None:
             report.busy = True
             return report
-        if mark == "reconcile":
-            report.reconciled = self.engine.reconciler.reconcile_module(module, now)
+        # Found open, the last poll may have lost events: the module's services are read first
+        # and repaired with this poll's events, in one transaction after every read, so a
+        # seller lost half-way changes nothing.
+        reading = self.engine.reconciler.read(module) if mark == "reconcile" else None
+        if reading is not None:
             self.store.renew_poll(module.id, self.owner, now, POLL_LEASE)
         try:
             events = self.engine.seller(module).events()
         except SellerError as error:
-            if error.type in REFUSALS:  # refused before reading: nothing was handed over
+            if error.type in REFUSALS and reading is None:  # refused before reading anything
                 self.store.close_poll(module.id, [], now)
             raise
-        report.fetched = self.store.close_poll(module.id, events, now)
+        with self.store.atomic():
+            if reading is not None:
+                report.reconciled = self.engine.reconciler.repair(reading, now)
+            report.fetched = self.store.close_poll(module.id, events, now)
         self.crash_point("events_saved")
         self.apply_events(module, now, report)
         return report
@@ -96,6 +105,7 @@ class Events(Job):
                 items[event.remote_item] = item
                 report.completed += self._apply(module, item, event, now)
                 applied.append((event, item.id))
+                report.applied_to.append((item.id, event))
                 report.applied += 1
             self.store.finish_events(applied, now)
 
@@ -156,13 +166,15 @@ class Events(Job):
         change the service awaits, since none can happen any more."""
         reached = STATUS_AFTER[kind]
         completed = []
-        for operation in self.store.operations(item.id):
+        operations = self.store.operations(item.id)
+        for operation in operations:
             if not operation.awaiting_seller:
                 continue
             if (
                 kind == CLOSE
                 or operation.wants_status() == reached
                 or (operation.kind == OPEN and kind == OPEN)
+                or (operation.accepted and superseded(operation, operations))
             ):
                 complete(self.store, operation, now)
                 completed.append(operation.id)

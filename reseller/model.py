@@ -630,6 +630,20 @@ class Operation:
         )
 
 
+def superseded(operation: Operation, operations: list[Operation]) -> bool:
+    """Whether a later status change of the same service was accepted: the seller accepts a
+    resume only of a suspended service, a suspension only of an active one, so accepting it
+    is the seller's word that this earlier change (suspend, resume) happened too, even when
+    its own event was lost and the service shows another status now."""
+    if operation.kind not in (SUSPEND, RESUME):
+        return False
+    return any(
+        later.id > operation.id and later.kind in (SUSPEND, RESUME, CLOSE) and later.accepted
+        for later in operations
+        if later.item == operation.item
+    )
+
+
 class LifecycleError(Exception):
     """A transition the lifecycle does not allow from where the operation stands (a bug)."""
 
@@ -640,7 +654,10 @@ TRANSITIONS = {
     "claim": ("running, due, no live owner", "running, owned by this attempt"),
     "send": ("running, owned", "running/unknown: then the call goes out"),
     "reply unknown": ("running, owned", "running/unknown, retry with backoff"),
-    "look up": ("running/unknown, owned", "accepted, or send in the same attempt"),
+    "look up": (
+        "running/unknown, owned",
+        "done if shown (an order not set up: accepted), else send",
+    ),
     "accepted": ("running, owned", "manual/accepted"),
     "refused": ("running, owned", "failed/nothing"),
     "confirmed by event": ("running|manual, unknown|accepted", "done/accepted"),

@@ -71,8 +71,7 @@ class Operations(Job):
                 )
         price = plan.price_for(int(period), values)
         account.pays(price, "the order")
-        params = {"ostempl": ostempl, "recipe": recipe, "domain": domain_name, "ip": ip}
-        params["licname"] = licname
+        params = dict(ostempl=ostempl, recipe=recipe, domain=domain_name, ip=ip, licname=licname)
         with self.store.atomic():
             item_id = self.store.add_item(
                 account=account.id,
@@ -97,17 +96,21 @@ class Operations(Job):
 
     def prolong(self, item_id: int, period: int, now: datetime) -> int:
         """Charge the client for another period and register the `prolong` operation."""
-        item = self.engine.item(item_id).changeable()
+        operation = self._register_prolongation(self.engine.item(item_id), period, now)
+        self.run(operation, now)
+        return operation
+
+    def _register_prolongation(self, item: Item, period: int, now: datetime) -> int:
+        """Charge the client for another period and add the `prolong` operation (not run)."""
+        item.changeable()
         if item.status == ORDERED:
-            raise ResellerError("value", f"service {item_id} is not set up yet; prolong it later")
+            raise ResellerError("value", f"service {item.id} is not set up yet; prolong it later")
         plan = self.store.tariff_by_id(item.pricelist)
         price = plan.price_for(int(period), item.addons)
-        account = self.store.client_by_id(item.account)
-        account.pays(price, "the prolongation")
+        self.store.client_by_id(item.account).pays(price, "the prolongation")
         with self.store.atomic():
-            operation = self.store.add_operation(item_id, PROLONG, {"period": int(period)}, now)
-            self.store.move_money(account.id, -price, "prolong", now, item_id, operation)
-        self.run(operation, now)
+            operation = self.store.add_operation(item.id, PROLONG, {"period": int(period)}, now)
+            self.store.move_money(item.account, -price, "prolong", now, item.id, operation)
         return operation
 
     def change_status(self, item_id: int, kind: str, now: datetime) -> int:
@@ -212,19 +215,29 @@ class Operations(Job):
         return self.store.next_due()
 
     def autoprolong(self, now: datetime) -> list[int]:
-        """Prolong each autoprolong service that expires within a day, if its client can pay."""
-        prolonged = []
-        for item in self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD)):
-            prolongs = [op for op in self.store.operations(item.id) if op.kind == PROLONG]
-            # a failed one waits for the operator's restart: prolonging again would charge twice
-            if prolongs and prolongs[-1].state != DONE:
-                continue
-            try:
-                self.prolong(item.id, item.period, now)
-                prolonged.append(item.id)
-            except ResellerError:
-                continue
-        return prolonged
+        """Prolong each autoprolong service that expires within a day, if its client can pay.
+
+        Once per expiry, however many engines run the job at once: which services need a
+        prolongation is decided and their prolongations registered in one transaction, so no
+        other engine's autoprolong can register one between this one's look and its write.
+        """
+        registered = []
+        with self.store.atomic():
+            for item in self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD)):
+                prolongs = [op for op in self.store.operations(item.id) if op.kind == PROLONG]
+                # one under way (or failed, waiting for the operator's restart) covers this
+                # expiry: prolonging again would charge twice
+                if prolongs and prolongs[-1].state != DONE:
+                    continue
+                self.crash_point("autoprolong_decided")
+                try:
+                    operation = self._register_prolongation(item, item.period, now)
+                except ResellerError:
+                    continue
+                registered.append((item.id, operation))
+        for _, operation in registered:
+            self.run(operation, now)
+        return [item_id for item_id, _ in registered]
 
     # -- one attempt -------------------------------------------------------------------------
 
@@ -238,12 +251,12 @@ class Operations(Job):
         seller = self.engine.seller(module)
         if operation.must_look_up:
             try:
-                found = self._look_up(seller, operation, item)
+                shown = self._look_up(seller, operation, item, now)
             except (SellerError, SellerUnavailable) as error:
                 # a look-up refused or unanswered settles nothing
                 return self._record(operation.reply_unknown(_why(error), now), item, now)
-            if found:
-                return self._record(operation.accept(now), item, now)
+            if shown is not None:
+                return self._record(shown, item, now)
         try:
             operation = self._mark_sent(seller, operation, item, now)
         except Settled:
@@ -298,8 +311,10 @@ class Operations(Job):
                 return self.store.operation(operation.id).state
             if remote_id is not None:
                 self._link(item, remote_id)
-            if operation.state == MANUAL and operation.accepted:
+            if operation.accepted:  # the seller took it: its task opens (and closes if done)
                 self.store.add_task(operation.id, operation.kind, now)
+            if operation.state == DONE:
+                self.store.close_tasks(operation.id, now)
         return operation.state
 
     def _link(self, item: Item, remote_id: int) -> None:
@@ -310,23 +325,33 @@ class Operations(Job):
             )
         self.store.update_item(item.id, remote_id=remote_id)
 
-    def _look_up(self, seller, operation: Operation, item: Item) -> bool:
-        """Whether the seller already shows this operation's work (linking a found order)."""
+    def _look_up(self, seller, operation: Operation, item: Item, now: datetime) -> Operation | None:
+        """The operation settled by what the seller shows, or None if it shows nothing of it.
+
+        A look-up reads the seller's service as a reconcile does, so the work shown done is
+        the seller's word (`done`): no event may ever come for it (a resume of a service
+        already active). An order found but not yet set up is only accepted.
+        """
         plan = self.store.tariff_by_id(item.pricelist)
-        if operation.kind == OPEN:
-            if item.remote_id is not None:
-                return True
+        if operation.kind == OPEN and item.remote_id is None:
             found = [
                 s
                 for s in seller.services(item.itemtype, remoteid=str(item.id))
                 if s.remoteid == str(item.id)
             ]
-            if found:
-                with self.store.atomic():
-                    self._link(item, found[0].id)
-            return bool(found)
-        service = seller.service(item.itemtype, item.remote_id)
-        return operation.shown_sent_by(service, plan)
+            if not found:
+                return None
+            with self.store.atomic():
+                self._link(item, found[0].id)
+            service = found[0]
+        else:
+            service = seller.service(item.itemtype, item.remote_id)
+        if operation.kind == OPEN:  # it exists: ordered; set up or not is for its status to say
+            done = operation.shown_done_by(service, plan)
+            return operation.confirm(now) if done else operation.accept(now)
+        if not operation.shown_sent_by(service, plan):
+            return None
+        return operation.confirm(now)
 
     def _mark_sent(self, seller, operation: Operation, item: Item, now: datetime) -> Operation:
         """`send`: the operation marked sent (with what a later look-up needs), committed

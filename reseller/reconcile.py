@@ -9,6 +9,7 @@ or by the duplicate rule of its type).
 from __future__ import annotations
 
 import fnmatch
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from reseller.errors import ResellerError, SellerError
@@ -25,9 +26,19 @@ from reseller.model import (
     day,
     identities,
     remoteid_of_ours,
+    superseded,
 )
 from reseller.operations import complete
 from reseller.store import stamp
+
+
+@dataclass
+class Reading:
+    """What a reconcile read of a module's services at the seller, before any is repaired."""
+
+    module: Module
+    services: list[tuple] = field(default_factory=list)  # (item, seller's service, found?)
+    problems: list[str] = field(default_factory=list)
 
 
 class Reconciler(Job):
@@ -38,34 +49,49 @@ class Reconciler(Job):
         return self.reconcile_module(self.engine.module(module_name), now)
 
     def reconcile_module(self, module: Module, now: datetime) -> list[str]:
-        seller = self.engine.seller(module)
-        report, read = [], []
         # read everything first: a seller lost half-way must leave nothing half-repaired
+        reading = self.read(module)
+        with self.store.atomic():
+            return self.repair(reading, now)
+
+    def read(self, module: Module) -> Reading:
+        """Every service of the module as the seller has it (orders whose reply never came
+        found by remoteid); SellerUnavailable, with nothing written, if the seller is lost."""
+        seller = self.engine.seller(module)
+        reading = Reading(module)
         for item in self.store.items(module.id):
             if item.remote_id is None:
                 try:
                     found = self._find_order(seller, item)
                 except SellerError as error:
-                    report.append(f"service {item.id}: not found ({error.type}: {error.message})")
+                    reading.problems.append(
+                        f"service {item.id}: not found ({error.type}: {error.message})"
+                    )
                     continue
                 if found is not None:
-                    read.append((item, found, True))
+                    reading.services.append((item, found, True))
                 continue
             try:
-                read.append((item, seller.service(item.itemtype, item.remote_id), False))
+                reading.services.append(
+                    (item, seller.service(item.itemtype, item.remote_id), False)
+                )
             except SellerError as error:
-                report.append(
+                reading.problems.append(
                     f"service {item.id}: seller service {item.remote_id} "
                     f"unreadable ({error.type}: {error.message})"
                 )
-        with self.store.atomic():
-            for item, remote, found in read:
-                if found:
-                    if self.store.item_of_remote(module.id, remote.id) is not None:
-                        continue  # someone else holds that seller service: leave both alone
-                    self.store.update_item(item.id, remote_id=remote.id)
-                    report.append(f"service {item.id}: linked to seller service {remote.id}")
-                report += self._repair(item, remote, now)
+        return reading
+
+    def repair(self, reading: Reading, now: datetime) -> list[str]:
+        """Repair what a reading shows differs, in the caller's transaction; what changed."""
+        report = list(reading.problems)
+        for item, remote, found in reading.services:
+            if found:
+                if self.store.item_of_remote(reading.module.id, remote.id) is not None:
+                    continue  # someone else holds that seller service: leave both alone
+                self.store.update_item(item.id, remote_id=remote.id)
+                report.append(f"service {item.id}: linked to seller service {remote.id}")
+            report += self._repair(self.store.item(item.id), remote, now)
         return report
 
     def _find_order(self, seller, item: Item):
@@ -106,7 +132,7 @@ class Reconciler(Job):
                 continue
             later = overwritten_by_later(operation, operations)
             shown = (
-                operation.shown_done_by(remote, plan, later)
+                operation.shown_done_by(remote, plan, later) or superseded(operation, operations)
                 if operation.accepted
                 else operation.shown_sent_by(remote, plan)
             )

@@ -8,23 +8,24 @@ clock and staff through the control API, exactly as a user would (in-process, th
 
 from __future__ import annotations
 
-import threading
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
+from fnmatch import fnmatchcase
 
 import requests
-import waitress
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
-from reseller.model import PeriodRule
+from reseller.model import AUTOPROLONG_LEAD, PeriodRule
 from reseller.store import Store
 from simulator.app import create_app
 from simulator.model import SellerError
+from simulator.server import LocalServer
 from simulator.transport import in_process_client
 from simulator.world import seller_from_world
 
 CRON = timedelta(minutes=5)
+DAY = timedelta(days=1)
 IN_PROCESS_URL = "http://simulator"
 
 
@@ -65,6 +66,24 @@ def reads_services_or_events(params: dict) -> bool:
         and action in ("", "edit")
         and not params.get("sok")
     )
+
+
+def meets_a_poll(fault: dict) -> bool:
+    """Whether a queued fault could meet a poll of the feed (or the log-in before it)."""
+    if fault["kind"] in ("down", "error", "slow"):
+        return True
+    return (
+        fault["kind"] == "lose_reply"
+        and fault.get("func") is not None
+        and fnmatchcase("itemevent", fault["func"])
+    )
+
+
+def _ceil_to_cron(when: datetime) -> datetime:
+    """The first `*/5` tick at or after `when`."""
+    base = when.replace(second=0, microsecond=0)
+    base -= timedelta(minutes=base.minute % 5)
+    return base if base == when else base + CRON
 
 
 class CrashWatch:
@@ -145,23 +164,6 @@ class ControlClient:
         return self._reply(self.http.delete(self.base + path, timeout=30))
 
 
-class SocketServer:
-    """The simulator app served by waitress on a free local port, in a background thread."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=8)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        """Close the server in its own thread (closing from here races its select loop)."""
-        # A reply still in the works (a `slow` fault sleeps) would pull a closed trigger.
-        self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(self.server.close)
-        self.thread.join(timeout=5)
-
-
 class Harness:
     """The seller, the engine and the clock of one scenario run."""
 
@@ -175,12 +177,13 @@ class Harness:
         seed: int = 0,
         db_path: str | None = None,
         timeout: float = 10.0,
+        skip_idle: bool = True,
     ):
         self.start = self.now = start
         self.app = create_app(seller_from_world(seller_world, start, seed))
         self.server = None
         if http:
-            self.server = SocketServer(self.app)
+            self.server = LocalServer(self.app)
             self.url, self.session = self.server.url, requests.Session()
             self.session.trust_env = False
             timeout = 1.0
@@ -194,6 +197,9 @@ class Harness:
         self.store = Store(db_path)
         self.engine = Engine(self.store, self.open_client)
         self.crashes = 0
+        self.skip_idle = skip_idle
+        self.idle_polls_skipped = 0
+        self.notes: list[tuple[datetime, str]] = []
         self.initial_seller_balances = {
             login: Decimal(str((spec or {}).get("balance", 0)))
             for login, spec in (seller_world.get("accounts") or {}).items()
@@ -293,6 +299,11 @@ class Harness:
             when = max(min(candidates), self.now)
             if when > until:
                 break
+            if self.skip_idle and when >= self._next_cron():
+                resume = self._idle_until(when, until)
+                if resume is not None:
+                    self._skip_ticks(when, resume)
+                    continue
             self.now = when
             self._seller_clock(when)
             if when >= self._next_cron():
@@ -302,6 +313,70 @@ class Harness:
                 self.engine.run_due(when)
         self.now = until
         self._seller_clock(until)
+
+    # -- idle time is free -------------------------------------------------------------------
+
+    def _idle_until(self, when: datetime, until: datetime) -> datetime | None:
+        """When the cron tick at `when` and those after it can change nothing on either side,
+        the first moment something might (None if this tick might): no event waits on a
+        module's feed, no fault a poll would meet is queued, no poll is left open, no
+        operation, seller automation or autoprolong falls due, and no day begins (its first
+        tick reconciles)."""
+        modules = self.store.modules()
+        if any(m.reconciles_on(when) or self.store.poll_is_open(m.id) for m in modules):
+            return None
+        due = self.engine.next_due()
+        if due is not None and due <= when:
+            return None
+        lead = (when + AUTOPROLONG_LEAD).strftime("%Y-%m-%d")
+        if self.store.expiring_autoprolong(lead):
+            return None
+        if not self._seller_quiet([m.login for m in modules]):
+            return None
+        # asked afresh: an engine step since the clock last moved may have given the seller
+        # something to do (an order whose set-up comes later)
+        self.seller_due = self._seller_next_due()
+        stops = [until, due, self.seller_due, datetime.combine(when.date(), time()) + DAY]
+        expiry = self.store.next_autoprolong_expiry(lead)
+        if expiry is not None:
+            stops.append(datetime.fromisoformat(expiry) - AUTOPROLONG_LEAD)
+        resume = min(t for t in stops if t is not None)
+        return resume if resume > when else None
+
+    def _seller_next_due(self) -> datetime | None:
+        """When the seller's automation next has something to do."""
+        if self.server is None:
+            with self.seller.lock:
+                due = self.seller.next_due()
+        else:
+            raw = self.control.get("/clock")["next_due"]
+            due = datetime.fromisoformat(raw) if raw else None
+        return due.replace(microsecond=0) if due else None
+
+    def _seller_quiet(self, logins: list[str]) -> bool:
+        """No event waits on these accounts' feeds, and no queued fault would meet a poll."""
+        if self.server is None:
+            seller = self.seller
+            if any(seller.feeds.get(login) for login in logins):
+                return False
+            queued = seller.faults.to_list()
+        else:
+            if any(self.control.get(f"/accounts/{login}")["pending_events"] for login in logins):
+                return False
+            queued = self.control.get("/faults")["faults"]
+        return not any(meets_a_poll(fault) for fault in queued)
+
+    def _skip_ticks(self, when: datetime, resume: datetime) -> None:
+        """Skip the idle ticks from `when` up to (not including) the first at or after
+        `resume`, noting how many polls were skipped."""
+        first = _ceil_to_cron(resume)
+        ticks = int((first - when) / CRON)
+        if ticks <= 0:
+            return
+        polls = ticks * len(self.store.modules())
+        self.idle_polls_skipped += polls
+        self.notes.append((when, f"{polls} idle polls skipped until {first:%Y-%m-%d %H:%M}"))
+        self.last_cron = first - CRON
 
     def wait(self, duration: timedelta) -> None:
         self.advance(self.now + duration)
@@ -327,8 +402,20 @@ class Harness:
         raise StepFailure(f"no service named {alias!r}")
 
     def recent_calls(self, count: int = 8) -> list[str]:
-        """The last calls between the two sides, one line each."""
-        return [
-            f"{c['at']} {c['func'] or '-'} {c['params'].get('elid', '')} -> {c['result']}"
+        """The last calls between the two sides, one line each, with the idle stretches the
+        clock skipped among them."""
+        lines = [
+            (
+                c["at"],
+                f"{c['at']} {c['func'] or '-'} {c['params'].get('elid', '')} -> {c['result']}",
+            )
             for c in self.control.get("/calls", last=count)["calls"]
         ]
+        if lines:
+            oldest = lines[0][0]
+            lines += [
+                (f"{t:%Y-%m-%d %H:%M:%S}", f"{t:%Y-%m-%d %H:%M:%S} ({note})")
+                for t, note in self.notes
+                if f"{t:%Y-%m-%d %H:%M:%S}" >= oldest
+            ]
+        return [line for _, line in sorted(lines, key=lambda pair: pair[0])][-count:]

@@ -15,6 +15,18 @@ from pathlib import Path
 
 import yaml
 
+from scenarios.steps import (
+    CRASH_POINTS,
+    DURATION,
+    ERROR_TYPES,
+    EXPECT,
+    NAME,
+    NAME_OR_MAP,
+    OPERATION_STATES,
+    STATUS_WORDS,
+    STEP_MODIFIERS,
+    STEPS,
+)
 from simulator.faults import KINDS as FAULT_KINDS
 from simulator.faults import Faults
 from simulator.world import WorldError, parse_duration, parse_time, seller_from_world
@@ -22,26 +34,6 @@ from simulator.world import WorldError, parse_duration, parse_time, seller_from_
 DEFAULT_START = "2026-01-01T00:00:00Z"
 TOP_KEYS = {"name", "tags", "start", "include", "seller", "reseller", "let", "steps", "invariants"}
 INCLUDED_KEYS = ("start", "seller", "reseller", "let")
-STEP_MODIFIERS = ("fails", "as", "note", "crash")
-CRASH_POINTS = ("before_send", "after_send", "after_read")
-# Steps that make the engine reach the seller: the ones a `crash:` may kill it in.
-REACHING_SELLER = {
-    "connect",
-    "import",
-    "sync",
-    "order",
-    "prolong",
-    "suspend",
-    "resume",
-    "delete",
-    "set_addons",
-    "restart",
-    "checkevent",
-    "import_services",
-    "assign",
-    "reconcile",
-    "wait",
-}
 INVARIANTS = (
     "converged",
     "money_conserved",
@@ -102,51 +94,6 @@ class Scenario:
         return any(step.crash for step in self.steps)
 
 
-# Each action's argument: a scalar name, or a mapping with required and optional keys.
-NAME = "name"
-ACTIONS: dict[str, tuple] = {
-    "connect": ({"module", "account", "password"}, {"url", "periods"}),
-    "import": ({"module", "tariff"}, set()),
-    "sync": NAME,
-    "order": (
-        {"client", "tariff", "period"},
-        {"ostempl", "recipe", "domain", "addons", "autoprolong", "ip", "licname"},
-    ),
-    "prolong": ({"service", "period"}, set()),
-    "suspend": NAME,
-    "resume": NAME,
-    "delete": NAME,
-    "set_addons": ({"service", "addons"}, set()),
-    "restart": NAME,
-    "checkevent": NAME,
-    "import_services": ({"module", "type"}, {"mask"}),
-    "assign": ({"remote", "client"}, set()),
-    "reconcile": NAME,
-    "topup": ({"client", "amount"}, set()),
-    "set_price": ({"tariff"}, {"prices", "addons"}),
-    "change_tariff": ({"service", "tariff"}, set()),
-    "set_module": ({"service", "module"}, set()),
-    "seller.activate": NAME,
-    "seller.suspend": NAME,
-    "seller.resume": NAME,
-    "seller.delete": NAME,
-    "seller.add_ip": (NAME, {"service"}, {"ip"}),
-    "seller.remove_ip": (NAME, {"service"}, {"ip"}),
-    "seller.set_addon": ({"service", "addon", "value"}, set()),
-    "seller.set_param": ({"service", "name", "value"}, set()),
-    "seller.topup": ({"account", "amount"}, set()),
-    "seller.edit_tariff": (
-        {"id"},
-        {"intname", "name", "prices", "addons", "ostempl", "recipes", "setup"},
-    ),
-    "seller.create_service": (
-        {"account", "tariff"},
-        {"period", "ip", "name", "domain", "hostname", "licname", "remoteid"},
-    ),
-    "seller.fault": ({"kind", "times"}, {"func", "account"}),
-    "wait": "duration",
-    "expect": "expect",
-}
 EXPECT_SUBJECTS = {
     "service": {"status", "expires", "period", "tariff", "addons", "params", "ips"},
     "seller_service": {"status", "expires", "period", "tariff", "addons", "params", "ips"},
@@ -229,6 +176,16 @@ def sample_values(let: dict) -> dict:
         name: (spec["any"][0] if "any" in spec else spec["between"][0]) if generated(spec) else spec
         for name, spec in let.items()
     }
+
+
+def is_fragment(path: str | Path) -> bool:
+    """Whether a YAML file is a fragment for `include`, not a scenario: a mapping with neither
+    `name` nor `steps`. A file that cannot be read or parsed is not one (the run reports it)."""
+    try:
+        document = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
+    return isinstance(document, dict) and not {"name", "steps"} & set(document)
 
 
 def load_document(path: str | Path) -> dict:
@@ -338,9 +295,22 @@ def build(document: dict, file: str, values: dict | None = None) -> Scenario:
     )
 
 
+CURRENCY = re.compile(r"[A-Z]{3}")
+
+
+def check_currency(code, where: str, file: str) -> None:
+    """An ISO 4217 code: three capitals (`EUR`)."""
+    if not isinstance(code, str) or not CURRENCY.fullmatch(code):
+        raise ScenarioError(file, where, f"expected a currency code like EUR, got {code!r}")
+
+
 def check_reseller(section, file: str) -> dict:
     if not isinstance(section, dict):
         raise ScenarioError(file, "reseller", f"expected a mapping, got {section!r}")
+    if section.get("currency") is not None:
+        check_currency(section["currency"], "reseller.currency", file)
+    for code in (section.get("rates") or {}) if isinstance(section.get("rates"), dict) else {}:
+        check_currency(code, f"reseller.rates.{code}", file)
     allowed = {"currency", "rates", "order_periods", "clients", "modules"}
     extra = sorted(set(section) - allowed)
     if extra:
@@ -401,12 +371,16 @@ def parse_step(number: int, raw, file: str) -> Step:
     if len(actions) != 1:
         raise ScenarioError(file, where, f"expected exactly one action, got {actions or 'none'}")
     action = actions[0]
-    if action not in ACTIONS:
+    if action not in STEPS:
         raise ScenarioError(
-            file, f"{where}.{action}", f"unknown action; expected one of {sorted(ACTIONS)}"
+            file, f"{where}.{action}", f"unknown action; expected one of {sorted(STEPS)}"
         )
-    if fails is not None and not isinstance(fails, str):
-        raise ScenarioError(file, f"{where}.fails", f"expected an error type, got {fails!r}")
+    if fails is not None and fails not in ERROR_TYPES:
+        raise ScenarioError(
+            file,
+            f"{where}.fails",
+            f"unknown error type {fails!r}; expected one of {list(ERROR_TYPES)}",
+        )
     if name is not None and not isinstance(name, str):
         raise ScenarioError(file, f"{where}.as", f"expected a name, got {name!r}")
     if crash is not None:
@@ -416,7 +390,7 @@ def parse_step(number: int, raw, file: str) -> Step:
                 f"{where}.crash",
                 f"unknown crash point {crash!r}; expected one of {list(CRASH_POINTS)}",
             )
-        if action not in REACHING_SELLER:
+        if not STEPS[action].reaches_seller:
             raise ScenarioError(
                 file,
                 f"{where}.crash",
@@ -428,55 +402,39 @@ def parse_step(number: int, raw, file: str) -> Step:
 
 
 def check_arg(step: Step, file: str) -> None:
-    where, arg, shape = f"{step.where()}", step.arg, ACTIONS[step.action]
-    if shape == NAME:
+    """The step's argument against its action's shape; whole numbers given as text
+    (`period: "5"`) are taken as numbers."""
+    where, arg, action = step.where(), step.arg, STEPS[step.action]
+    if action.shape == NAME or (action.shape == NAME_OR_MAP and not isinstance(arg, dict)):
         if not isinstance(arg, SCALAR) or isinstance(arg, bool):
             raise ScenarioError(file, where, f"expected a name, got {arg!r}")
         return
-    if shape == "duration":
+    if action.shape == DURATION:
         try:
             parse_duration(arg, "wait")
         except WorldError as error:
             raise ScenarioError(file, where, error.problem) from None
         return
-    if shape == "expect":
+    if action.shape == EXPECT:
         check_expect(step, file)
         return
-    if shape[0] == NAME:
-        if isinstance(arg, SCALAR) and not isinstance(arg, bool):
-            return
-        shape = shape[1:]
-    required, optional = shape
     if not isinstance(arg, dict):
-        raise ScenarioError(file, where, f"expected a mapping with {sorted(required)}, got {arg!r}")
-    for key in sorted(required):
+        raise ScenarioError(
+            file, where, f"expected a mapping with {sorted(action.required)}, got {arg!r}"
+        )
+    for key in sorted(action.required):
         if key not in arg:
             raise ScenarioError(file, f"{where}.{key}", "missing")
-    extra = sorted(set(arg) - required - optional)
+    extra = sorted(set(arg) - action.keys())
     if extra:
         raise ScenarioError(
-            file,
-            f"{where}.{extra[0]}",
-            f"unknown key; expected one of {sorted(required | optional)}",
+            file, f"{where}.{extra[0]}", f"unknown key; expected one of {sorted(action.keys())}"
         )
-    for key in ("addons", "prices"):
-        if key in arg and step.action != "seller.edit_tariff" and not isinstance(arg[key], dict):
+    for key in sorted(action.maps & set(arg)):
+        if not isinstance(arg[key], dict):
             raise ScenarioError(file, f"{where}.{key}", f"expected a mapping, got {arg[key]!r}")
-    for key in ("period", "times", "tariff", "id"):
-        if key in arg and step.action in (
-            "order",
-            "prolong",
-            "seller.fault",
-            "import",
-            "seller.create_service",
-            "seller.edit_tariff",
-        ):
-            if key == "tariff" and step.action == "order":
-                continue
-            if not isinstance(arg[key], int) or isinstance(arg[key], bool):
-                raise ScenarioError(
-                    file, f"{where}.{key}", f"expected a whole number, got {arg[key]!r}"
-                )
+    for key in sorted(action.whole & set(arg)):
+        arg[key] = whole_number(arg[key], f"{where}.{key}", file)
     if step.action == "seller.fault":
         if arg["kind"] not in FAULT_KINDS:
             raise ScenarioError(
@@ -497,6 +455,15 @@ def check_arg(step: Step, file: str) -> None:
         check_periods(arg.get("periods"), f"{where}.periods", file)
     if "autoprolong" in arg and not isinstance(arg["autoprolong"], bool):
         raise ScenarioError(file, f"{where}.autoprolong", "expected true or false")
+
+
+def whole_number(value, where: str, file: str) -> int:
+    """A whole number, given as one or as its digits in text (`"5"`)."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ScenarioError(file, where, f"expected a whole number, got {value!r}")
+    return value
 
 
 def _text(value):
@@ -528,6 +495,31 @@ def check_expect(step: Step, file: str) -> None:
     for key in ("addons", "params", "prices", "enumeration", "addon_prices"):
         if key in arg and not isinstance(arg[key], dict):
             raise ScenarioError(file, f"{where}.{key}", f"expected a mapping, got {arg[key]!r}")
+    words = {"status": STATUS_WORDS, "state": OPERATION_STATES, "error": ERROR_TYPES}
+    for key, allowed_words in words.items():
+        if key in arg and arg[key] is not None and arg[key] not in allowed_words:
+            raise ScenarioError(
+                file,
+                f"{where}.{key}",
+                f"unknown {key} {arg[key]!r}; expected one of {list(allowed_words)}",
+            )
+    if arg.get("expires") is not None:
+        check_date(arg["expires"], f"{where}.expires", file)
+    for key in ("services", "seller_services", "ips", "period"):
+        if key in arg:
+            arg[key] = whole_number(arg[key], f"{where}.{key}", file)
+
+
+def check_date(value, where: str, file: str) -> None:
+    """A day as YAML reads it (a date) or as text (`2026-02-01`, a time after it allowed)."""
+    if hasattr(value, "year"):
+        return
+    try:
+        datetime.strptime(str(value)[:10], "%Y-%m-%d")
+    except ValueError:
+        raise ScenarioError(
+            file, where, f"expected a date like 2026-02-01, got {value!r}"
+        ) from None
 
 
 def check_names(steps: list[Step], seller: dict, reseller: dict, file: str) -> None:
@@ -536,6 +528,7 @@ def check_names(steps: list[Step], seller: dict, reseller: dict, file: str) -> N
     modules = set(map(str, reseller.get("modules") or {}))
     services: set[str] = set()
     remotes: set[str] = set()
+    named: dict[str, str] = {}
     for step in steps:
         arg = step.arg if isinstance(step.arg, dict) else {}
         where = step.where()
@@ -587,12 +580,15 @@ def check_names(steps: list[Step], seller: dict, reseller: dict, file: str) -> N
         if step.action == "connect":
             modules.add(str(arg.get("module")))
         if step.name:
-            if step.action == "seller.create_service":
-                remotes.add(step.name)
-            elif step.action in ("order", "assign"):
-                services.add(step.name)
-            else:
+            kind = STEPS[step.action].names
+            if kind is None:
                 raise ScenarioError(file, f"{where}.as", f"'{step.action}' creates nothing to name")
+            if step.name in named:
+                raise ScenarioError(
+                    file, f"{where}.as", f"{step.name!r} already names what {named[step.name]} made"
+                )
+            named[step.name] = where
+            (remotes if kind == "remote" else services).add(step.name)
 
 
 def load(path: str | Path, values: dict | None = None) -> Scenario:

@@ -1,9 +1,12 @@
 """The control API (`/_sim/...`, JSON): reset, world, clock, seller-side actions, faults, logs.
 
-Every request is checked before anything changes: a body that is not a JSON object sent as
-`application/json`, a key the endpoint does not know, or a value of the wrong kind is a 4xx
-naming the key and the value, and the seller is as it was. With a token set (see `guard`),
-every request under `/_sim` must present it.
+Each endpoint is a plain function of the simulator's state and a JSON-like body, returning
+JSON-like values; the blueprint at the bottom is the HTTP edge, and the in-process
+`SellerSide` calls the same functions without a request. Every request is checked before
+anything changes: a key the endpoint does not know or a value of the wrong kind is refused
+naming the key and the value (`refusal` gives the JSON error and its 4xx), and the seller is
+as it was. Over HTTP a body must also be a JSON object sent as `application/json`, and with
+a token set (see `guard`), every request under `/_sim` must present it.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import ipaddress
 import json
 from collections.abc import Callable
 from datetime import datetime
+from fnmatch import fnmatchcase
 
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -40,118 +44,44 @@ class ControlError(Exception):
     """A bad control request: answered with `status` (400 unless said) naming `key`.
 
     Without a key, the message names it first (`times: expected ...`), as `Faults` words it.
+    `type` is the error's type in the reply: `control`, or `missed` for what is not there.
     """
 
-    def __init__(self, key: str, problem: str, status: int = 400):
+    def __init__(self, key: str, problem: str, status: int = 400, type: str = "control"):
         super().__init__(f"{key}: {problem}" if key else problem)
         self.key = key or problem.partition(":")[0]
         self.status = status
+        self.type = type
 
 
-def holder():
-    return current_app.extensions["simulator"]
+# What the control API refuses, each answered by `refusal`; anything else is a bug (a 500).
+REFUSALS = (ControlError, WorldError, SellerError, ValueError)
 
 
-def seller() -> Seller:
-    return holder().seller
+def refusal(error: Exception) -> tuple[dict, int]:
+    """A refused control request as the API answers it: the JSON error and its HTTP status."""
+    if isinstance(error, ControlError):
+        return error_body(error.type, error.key, str(error)), error.status
+    if isinstance(error, WorldError):
+        return error_body("control", error.path, str(error)), 400
+    if isinstance(error, SellerError):
+        return error_body(error.type, error.object, error.msg), 409
+    # any other refusal of a value: its message names the key first
+    return error_body("control", str(error).partition(":")[0], str(error)), 400
 
 
-def is_control_path(path: str) -> bool:
-    return path == bp.url_prefix or path.startswith(bp.url_prefix + "/")
+def error_body(type: str, key: str, msg: str) -> dict:
+    return {"error": {"type": type, "object": key, "msg": msg}}
 
 
-# -- the guard and the errors ---------------------------------------------------------------
+# -- reading a body's values ----------------------------------------------------------------
 
 
-@bp.before_app_request
-def require_token():
-    """Refuse any control request without the token, when one is set; others pass."""
-    token = holder().token
-    if token is None or not is_control_path(request.path):
-        return None
-    given = guard.presented(
-        request.headers.get("Authorization"), request.cookies.get(guard.TOKEN_COOKIE)
-    )
-    if guard.accepts(token, given):
-        return None
-    problem = "missing" if given is None else "wrong"
-    reply = jsonify(
-        error={
-            "type": "auth",
-            "object": "token",
-            "msg": f"token: {problem}; the control API needs its token, sent as "
-            f"'Authorization: Bearer <token>' or the cookie {guard.TOKEN_COOKIE}=<token>",
-        }
-    )
-    reply.headers["WWW-Authenticate"] = 'Bearer realm="simulator control API"'
-    return reply, 401
-
-
-def error_reply(type: str, key: str, msg: str, status: int):
-    return jsonify(error={"type": type, "object": key, "msg": msg}), status
-
-
-@bp.errorhandler(ControlError)
-def bad_request(error: ControlError):
-    return error_reply("control", error.key, str(error), error.status)
-
-
-@bp.errorhandler(WorldError)
-def bad_world(error: WorldError):
-    return error_reply("control", error.path, str(error), 400)
-
-
-@bp.errorhandler(ValueError)
-def bad_value(error: ValueError):
-    """Any other refusal of a value: 400, its message naming the key first."""
-    return error_reply("control", str(error).partition(":")[0], str(error), 400)
-
-
-@bp.errorhandler(SellerError)
-def refused(error: SellerError):
-    return error_reply(error.type, error.object, error.msg, 409)
-
-
-def http_error(error: HTTPException):
-    """A routing or protocol error under `/_sim` (unknown path, wrong method) as JSON."""
-    reply, status = error_reply(
-        "control", "path", f"{request.method} {shown(request.path)}: {error.name}", error.code
-    )
-    for header, value in error.get_headers():
-        if header.lower() == "allow":
-            reply.headers[header] = value
-    return reply, status
-
-
-# -- reading a request ----------------------------------------------------------------------
-
-
-def body(allowed: set[str]) -> dict:
-    """The request's JSON object; ControlError for anything else or for a key not `allowed`.
-
-    An empty body with the JSON content type is `{}`. The content type is required even
-    then: a web page cannot send it across origins without asking first, so a page open in
-    a browser cannot drive a simulator on this machine.
-    """
-    if request.mimetype != "application/json":
-        raise ControlError(
-            "body",
-            "expected a JSON object sent with Content-Type: application/json ({} for none), "
-            f"got Content-Type {shown(request.mimetype or 'none')}",
-            415,
-        )
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        return {}
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise ControlError("body", "nested too deeply") from None
-    except ValueError as error:  # bad UTF-8 and numbers past 4300 digits included
-        raise ControlError("body", f"not JSON: {error}") from None
+def checked(data, allowed: set[str] | frozenset[str]) -> dict:
+    """`data` if it is a mapping of `allowed` keys only; ControlError naming the first other."""
     if not isinstance(data, dict):
         raise ControlError("body", f"expected a JSON object, got {type(data).__name__}")
-    unknown = sorted(set(data) - allowed)
+    unknown = sorted(str(key) for key in set(data) - set(allowed))
     if unknown:
         raise ControlError(unknown[0], f"unknown key; expected one of {sorted(allowed)}")
     return data
@@ -204,6 +134,23 @@ def later(now: datetime, delta, key: str, value) -> datetime:
         raise ControlError(key, f"{shown(value)} from {stamp(now)} is past the year 9999") from None
 
 
+def how_many(value, key: str) -> int | None:
+    """A count of 1 or more (an int, or its digits as a query string gives them), or None."""
+    if value is None:
+        return None
+    if type(value) is int:
+        value = str(value)  # in-process and over HTTP, the same check and the same words
+    if not (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) < 10
+        and int(value) > 0
+    ):
+        raise ControlError(key, f"expected a whole number >= 1, got {shown(value)}")
+    return int(value)
+
+
 def service_view(service: Service, s: Seller) -> dict:
     """A service as the control API and the scenario checks see it."""
     tariff = s.tariffs.get(service.tariff)
@@ -227,52 +174,6 @@ def service_view(service: Service, s: Seller) -> dict:
     }
 
 
-# -- reset and the clock --------------------------------------------------------------------
-
-
-@bp.post("/reset")
-def reset():
-    """Replace the whole state with a new seller holding `world` (empty if none)."""
-    data = body({"world", "start", "seed"})
-    start = parse_time(data["start"], "start") if data.get("start") is not None else None
-    seed = _int(data.get("seed", 0), "seed")
-    if not 0 <= seed <= LARGEST_SEED:
-        raise ControlError("seed", f"expected 0 to {LARGEST_SEED}, got {shown(seed)}")
-    new = seller_from_world(data.get("world") or {}, start, seed)
-    with seller().lock:
-        holder().seller = new
-    return jsonify(now=stamp(new.now))
-
-
-def clock_view(s: Seller):
-    due = s.next_due()
-    return jsonify(now=stamp(s.now), next_due=stamp(due) if due else None)
-
-
-@bp.get("/clock")
-def clock():
-    s = seller()
-    with s.lock:
-        return clock_view(s)
-
-
-@bp.post("/clock")
-def move_clock():
-    """Advance the clock `to` a time or by `advance` (`5m`), running the seller's automation."""
-    data = body({"to", "advance"})
-    if len(data) != 1:
-        raise ControlError("to", "expected exactly one of 'to' (a time) or 'advance' (5m)")
-    s = seller()
-    with s.lock:
-        if "to" in data:
-            when = parse_time(data["to"], "to")
-        else:
-            step = parse_duration(data["advance"], "advance")
-            when = later(s.now, step, "advance", data["advance"])
-        s.advance_to(when)
-        return clock_view(s)
-
-
 # -- seller-side actions --------------------------------------------------------------------
 
 
@@ -288,7 +189,7 @@ def _tariff(s: Seller, data: dict):
 
 
 def _create_service(s: Seller, d: dict) -> dict:
-    params = {k: text(d, k) for k in ("name", "domain", "hostname", "licname") if k in d}
+    params = {k: text(d, k) for k in SERVICE_PARAMS if k in d}
     created = s.create_service(
         name_of(d, "account"),
         _int(arg(d, "tariff"), "tariff"),
@@ -301,6 +202,8 @@ def _create_service(s: Seller, d: dict) -> dict:
 
 
 SERVICE = frozenset({"service"})
+# what a service bought on the seller directly may be given: a hosting account its username
+SERVICE_PARAMS = ("name", "domain", "hostname", "licname", "username")
 # each action: the keys its body may hold, and what it does with them
 ACTIONS: dict[str, tuple[frozenset, Callable[[Seller, dict], object]]] = {
     "activate": (SERVICE, lambda s, d: s.activate(_service(d))),
@@ -328,114 +231,150 @@ ACTIONS: dict[str, tuple[frozenset, Callable[[Seller, dict], object]]] = {
         lambda s, d: s.add_tariff(edited_tariff(_tariff(s, d), d, f"edit_tariff {d.get('id')}")),
     ),
     "create_service": (
-        frozenset(
-            {"account", "tariff", "period", "ip", "remoteid", "name", "domain", "hostname"}
-            | {"licname"}
-        ),
+        frozenset({"account", "tariff", "period", "ip", "remoteid", *SERVICE_PARAMS}),
         _create_service,
     ),
 }
 
 
-@bp.post("/actions/<name>")
-def action(name: str):
-    """A seller-side action of the scenario format (`seller.<name>`), done by the seller's staff."""
+# -- what each endpoint does, without a request ----------------------------------------------
+
+
+def reset(state, data: dict) -> dict:
+    """Replace the whole state with a new seller holding `world` (empty if none)."""
+    data = checked(data, {"world", "start", "seed"})
+    start = parse_time(data["start"], "start") if data.get("start") is not None else None
+    seed = _int(data.get("seed", 0), "seed")
+    if not 0 <= seed <= LARGEST_SEED:
+        raise ControlError("seed", f"expected 0 to {LARGEST_SEED}, got {shown(seed)}")
+    new = seller_from_world(data.get("world") or {}, start, seed)
+    with state.seller.lock:
+        state.seller = new
+    return {"now": stamp(new.now)}
+
+
+def clock(state) -> dict:
+    """The simulated time, when the automation next has work, and how the clock runs.
+
+    `mode` is `manual`, `real` or `speed`; `speed` is simulated seconds a wall second (0 for a
+    manual clock, 1 for a real one), as the dashboard shows them.
+    """
+    s = state.seller
+    with s.lock:
+        due = s.next_due()
+        return {"now": stamp(s.now), "next_due": stamp(due) if due else None} | state.clock.view()
+
+
+def move_clock(state, data: dict) -> dict:
+    """Advance the clock `to` a time or by `advance` (`5m`), running the seller's automation."""
+    data = checked(data, {"to", "advance"})
+    if len(data) != 1:
+        raise ControlError("to", "expected exactly one of 'to' (a time) or 'advance' (5m)")
+    s = state.seller
+    with s.lock:
+        if "to" in data:
+            when = parse_time(data["to"], "to")
+        else:
+            step = parse_duration(data["advance"], "advance")
+            when = later(s.now, step, "advance", data["advance"])
+        s.advance_to(when)
+        state.clock.anchor(s)  # a running clock runs on from where the hand left it
+    return clock(state)
+
+
+def known_action(name: str) -> None:
+    """Nothing if `name` is a seller-side action; ControlError naming the actions if not."""
     if name not in ACTIONS:
         raise ControlError(
             "action", f"unknown action {shown(name)}; expected one of {sorted(ACTIONS)}"
         )
+
+
+def action(s: Seller, name: str, data: dict) -> dict:
+    """A seller-side action of the scenario format (`seller.<name>`), done by the seller's staff."""
+    known_action(name)
     keys, run = ACTIONS[name]
-    data = body(set(keys))
-    s = seller()
+    data = checked(data, keys)
     with s.lock:
-        result = run(s, data)
-    return jsonify(ok=True, result=result)
+        return {"ok": True, "result": run(s, data)}
 
 
-# -- faults and the call log ----------------------------------------------------------------
-
-
-@bp.route("/faults", methods=["GET", "POST", "DELETE"])
-def faults():
-    """Queue a fault (`{kind, times}`), list the pending ones, or clear them all."""
-    data = body({"kind", "times", "func", "account"}) if request.method == "POST" else None
-    s = seller()
+def faults(s: Seller) -> dict:
+    """The queued faults: per kind what is left and what they have hit, and each counter."""
     with s.lock:
-        if data is not None:
-            try:
-                s.faults.add(
-                    arg(data, "kind"), arg(data, "times"), data.get("func"), data.get("account")
-                )
-            except ValueError as error:  # Faults.add names the key first: "times: ..."
-                raise ControlError("", str(error)) from None
-        elif request.method == "DELETE":
-            s.faults.clear()
-        return jsonify(pending=s.faults.pending(), used=s.faults.used, faults=s.faults.to_list())
+        return {"pending": s.faults.pending(), "used": s.faults.used, "faults": s.faults.to_list()}
 
 
-@bp.route("/calls", methods=["GET", "DELETE"])
-def calls():
-    """The call log, oldest first (`?last=N` for the last N), or clear it."""
-    last = request.args.get("last")
-    if last is not None and not (last.isdigit() and len(last) < 10 and int(last) > 0):
-        raise ControlError("last", f"expected a whole number >= 1, got {shown(last)}")
-    s = seller()
+def add_fault(s: Seller, data: dict) -> dict:
+    """Queue a fault: `{kind, times}`, optionally aimed at `func` and `account`."""
+    data = checked(data, {"kind", "times", "func", "account"})
     with s.lock:
-        if request.method == "DELETE":
-            s.calls.clear()
-            return jsonify(calls=[])
-        entries = list(s.calls)
-        return jsonify(calls=entries[-int(last) :] if last else entries)
+        try:
+            s.faults.add(
+                arg(data, "kind"), arg(data, "times"), data.get("func"), data.get("account")
+            )
+        except ValueError as error:  # Faults.add names the key first: "times: ..."
+            raise ControlError("", str(error)) from None
+    return faults(s)
 
 
-# -- reading the state ----------------------------------------------------------------------
-
-
-@bp.get("/services")
-def services():
-    s = seller()
-    account, remoteid = request.args.get("account"), request.args.get("remoteid")
+def clear_faults(s: Seller) -> dict:
     with s.lock:
-        return jsonify(
-            services=[
+        s.faults.clear()
+    return faults(s)
+
+
+def calls(s: Seller, func: str | None = None, last: int | str | None = None) -> dict:
+    """The call log, oldest first: of `func` alone (a glob) if given, the `last` N if given."""
+    last = how_many(last, "last")
+    with s.lock:
+        entries = [
+            c for c in s.calls if func is None or fnmatchcase(str(c.get("func") or ""), func)
+        ]
+    return {"calls": entries[-last:] if last else entries}
+
+
+def clear_calls(s: Seller) -> dict:
+    with s.lock:
+        s.calls.clear()
+    return {"calls": []}
+
+
+def services(s: Seller, account: str | None = None, remoteid: str | None = None) -> dict:
+    with s.lock:
+        return {
+            "services": [
                 service_view(x, s)
                 for x in s.services.values()
                 if (account is None or x.account == account)
                 and (remoteid is None or x.remoteid == remoteid)
             ]
-        )
+        }
 
 
-@bp.get("/services/<int:service_id>")
-def one_service(service_id: int):
-    s = seller()
+def one_service(s: Seller, service_id: int) -> dict:
     with s.lock:
-        return jsonify(service_view(s.service(service_id), s))
+        return service_view(s.service(service_id), s)
 
 
-@bp.get("/accounts/<login>")
-def account(login: str):
-    s = seller()
+def account(s: Seller, login: str) -> dict:
     with s.lock:
         a = s.account(login)
-        return jsonify(
-            login=a.login,
-            balance=str(a.balance),
-            currency=s.currency,
-            level=a.level,
-            can_suspend=a.can_suspend,
-            pending_events=len(s.feeds[a.login]),
-            failed_logins=s.failed_logins.count(a.login, s.now, s.wall_clock()),
-        )
+        return {
+            "login": a.login,
+            "balance": str(a.balance),
+            "currency": s.currency,
+            "level": a.level,
+            "can_suspend": a.can_suspend,
+            "pending_events": len(s.feeds[a.login]),
+            "failed_logins": s.failed_logins.count(a.login, s.now, s.wall_clock()),
+        }
 
 
-@bp.get("/ledger")
-def ledger():
-    s = seller()
-    account = request.args.get("account")
+def ledger(s: Seller, account: str | None = None) -> dict:
     with s.lock:
-        return jsonify(
-            ledger=[
+        return {
+            "ledger": [
                 {
                     "id": e.id,
                     "account": e.account,
@@ -447,23 +386,21 @@ def ledger():
                 for e in s.ledger
                 if account is None or e.account == account
             ]
-        )
+        }
 
 
-@bp.get("/state")
-def state():
-    s = seller()
+def whole_state(s: Seller) -> dict:
     with s.lock:
-        return jsonify(snapshot.as_json(s))
+        return snapshot.as_json(s)
 
 
 # -- named snapshots in the state folder ----------------------------------------------------
 
 
-def snapshot_file(data: dict):
+def snapshot_file(state, data: dict):
     """The file the body's `name` names in the state folder; ControlError if it cannot be."""
-    state_dir = holder().state_dir
-    if state_dir is None:
+    data = checked(data, {"name"})
+    if state.state_dir is None:
         raise ControlError(
             "name",
             "no state folder: start the simulator with --state-dir (or give create_app "
@@ -472,44 +409,207 @@ def snapshot_file(data: dict):
         )
     name = arg(data, "name")
     try:
-        return name, snapshot.named(state_dir, name)
+        return name, snapshot.named(state.state_dir, name)
     except snapshot.SnapshotNameError as error:
         raise ControlError("name", str(error)) from None
 
 
-@bp.get("/snapshots")
-def snapshots():
+def snapshots(state) -> dict:
     """The names of the snapshots in the state folder."""
-    state_dir = holder().state_dir
-    return jsonify(snapshots=snapshot.names(state_dir) if state_dir else [])
+    return {"snapshots": snapshot.names(state.state_dir) if state.state_dir else []}
 
 
-@bp.post("/snapshot")
-def save_snapshot():
+def save_snapshot(state, data: dict) -> dict:
     """Save the whole state as the snapshot `name` (replacing one of that name)."""
-    name, path = snapshot_file(body({"name"}))
-    s = seller()
+    name, path = snapshot_file(state, data)
+    s = state.seller
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with s.lock:
             snapshot.save(s, path)
     except OSError as error:  # the folder's trouble, told without the machine's paths
         raise ControlError("name", f"cannot save {name!r}: {error.strerror}", 507) from None
-    return jsonify(ok=True, name=name)
+    return {"ok": True, "name": name}
 
 
-@bp.post("/restore")
-def restore():
+def restore(state, data: dict) -> dict:
     """Replace the whole state with the snapshot `name`; a bad one changes nothing."""
-    name, path = snapshot_file(body({"name"}))
+    name, path = snapshot_file(state, data)
     try:
         new = snapshot.load(path)
     except FileNotFoundError:
-        return error_reply("missed", "name", f"name: no snapshot {name!r}", 404)
+        raise ControlError("name", f"no snapshot {name!r}", 404, "missed") from None
     except OSError as error:
         raise ControlError("name", f"cannot read {name!r}: {error.strerror}", 507) from None
     except snapshot.SnapshotError as error:
         raise ControlError("name", f"snapshot {name!r} cannot be restored: {error}") from None
-    with seller().lock:
-        holder().seller = new
-    return jsonify(ok=True, name=name, now=stamp(new.now))
+    with state.seller.lock:
+        state.seller = new
+    return {"ok": True, "name": name, "now": stamp(new.now)}
+
+
+# -- the HTTP edge: the guard, the errors, reading a request --------------------------------
+
+
+def holder():
+    return current_app.extensions["simulator"]
+
+
+def seller() -> Seller:
+    return holder().seller
+
+
+def is_control_path(path: str) -> bool:
+    return path == bp.url_prefix or path.startswith(bp.url_prefix + "/")
+
+
+@bp.before_app_request
+def require_token():
+    """Refuse any control request without the token, when one is set; others pass."""
+    token = holder().token
+    if token is None or not is_control_path(request.path):
+        return None
+    given = guard.presented(
+        request.headers.get("Authorization"), request.cookies.get(guard.TOKEN_COOKIE)
+    )
+    if guard.accepts(token, given):
+        return None
+    problem = "missing" if given is None else "wrong"
+    reply = jsonify(
+        error_body(
+            "auth",
+            "token",
+            f"token: {problem}; the control API needs its token, sent as "
+            f"'Authorization: Bearer <token>' or the cookie {guard.TOKEN_COOKIE}=<token>",
+        )
+    )
+    reply.headers["WWW-Authenticate"] = 'Bearer realm="simulator control API"'
+    return reply, 401
+
+
+def refused(error: Exception):
+    """Any refusal (`REFUSALS`) as its JSON error and 4xx."""
+    reply, status = refusal(error)
+    return jsonify(reply), status
+
+
+for refused_kind in REFUSALS:
+    bp.register_error_handler(refused_kind, refused)
+
+
+def http_error(error: HTTPException):
+    """A routing or protocol error under `/_sim` (unknown path, wrong method) as JSON."""
+    reply = jsonify(
+        error_body("control", "path", f"{request.method} {shown(request.path)}: {error.name}")
+    )
+    for header, value in error.get_headers():
+        if header.lower() == "allow":
+            reply.headers[header] = value
+    return reply, error.code
+
+
+def body(allowed: set[str] | frozenset[str] | None = None) -> dict:
+    """The request's JSON object (of `allowed` keys only, if given); ControlError otherwise.
+
+    An empty body with the JSON content type is `{}`. The content type is required even
+    then: a web page cannot send it across origins without asking first, so a page open in
+    a browser cannot drive a simulator on this machine.
+    """
+    if request.mimetype != "application/json":
+        raise ControlError(
+            "body",
+            "expected a JSON object sent with Content-Type: application/json ({} for none), "
+            f"got Content-Type {shown(request.mimetype or 'none')}",
+            415,
+        )
+    raw = request.get_data(cache=True)
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise ControlError("body", "nested too deeply") from None
+    except ValueError as error:  # bad UTF-8 and numbers past 4300 digits included
+        raise ControlError("body", f"not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise ControlError("body", f"expected a JSON object, got {type(data).__name__}")
+    return data if allowed is None else checked(data, allowed)
+
+
+@bp.post("/reset")
+def reset_endpoint():
+    return jsonify(reset(holder(), body()))
+
+
+@bp.get("/clock")
+def clock_endpoint():
+    return jsonify(clock(holder()))
+
+
+@bp.post("/clock")
+def move_clock_endpoint():
+    return jsonify(move_clock(holder(), body()))
+
+
+@bp.post("/actions/<name>")
+def action_endpoint(name: str):
+    known_action(name)  # before the body is read: an unknown action is told first
+    return jsonify(action(seller(), name, body()))
+
+
+@bp.route("/faults", methods=["GET", "POST", "DELETE"])
+def faults_endpoint():
+    """Queue a fault (`{kind, times}`), list the pending ones, or clear them all."""
+    if request.method == "POST":
+        return jsonify(add_fault(seller(), body()))
+    if request.method == "DELETE":
+        return jsonify(clear_faults(seller()))
+    return jsonify(faults(seller()))
+
+
+@bp.route("/calls", methods=["GET", "DELETE"])
+def calls_endpoint():
+    """The call log, oldest first (`?func=GLOB`, `?last=N` for the last N), or clear it."""
+    if request.method == "DELETE":
+        return jsonify(clear_calls(seller()))
+    return jsonify(calls(seller(), request.args.get("func"), request.args.get("last")))
+
+
+@bp.get("/services")
+def services_endpoint():
+    return jsonify(services(seller(), request.args.get("account"), request.args.get("remoteid")))
+
+
+@bp.get("/services/<int:service_id>")
+def one_service_endpoint(service_id: int):
+    return jsonify(one_service(seller(), service_id))
+
+
+@bp.get("/accounts/<login>")
+def account_endpoint(login: str):
+    return jsonify(account(seller(), login))
+
+
+@bp.get("/ledger")
+def ledger_endpoint():
+    return jsonify(ledger(seller(), request.args.get("account")))
+
+
+@bp.get("/state")
+def state_endpoint():
+    return jsonify(whole_state(seller()))
+
+
+@bp.get("/snapshots")
+def snapshots_endpoint():
+    return jsonify(snapshots(holder()))
+
+
+@bp.post("/snapshot")
+def save_snapshot_endpoint():
+    return jsonify(save_snapshot(holder(), body()))
+
+
+@bp.post("/restore")
+def restore_endpoint():
+    return jsonify(restore(holder(), body()))

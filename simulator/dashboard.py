@@ -25,9 +25,8 @@ from flask import (
 
 from simulator import control
 from simulator.faults import CALL_KINDS, FEED_KINDS
-from simulator.model import SellerError
 from simulator.overview import overview
-from simulator.world import WorldError, parse_duration
+from simulator.world import parse_duration
 
 bp = Blueprint("dashboard", __name__)
 PANELS = ("side", "story", "charts", "services", "accounts", "tariffs", "events", "operations")
@@ -66,10 +65,8 @@ def beside() -> Beside:
     return current_app.extensions.get("dashboard") or Beside()
 
 
-bp.register_error_handler(control.ControlError, control.bad_request)
-bp.register_error_handler(WorldError, control.bad_world)
-bp.register_error_handler(ValueError, control.bad_value)
-bp.register_error_handler(SellerError, control.refused)
+for refused_kind in control.REFUSALS:
+    bp.register_error_handler(refused_kind, control.refused)
 
 
 @bp.get("/")

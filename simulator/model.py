@@ -1,7 +1,8 @@
 """The selling BILLmanager's state and rules: accounts, tariffs, services, events, money.
 
 No HTTP here: `api` and `control` translate requests into calls on `Seller`.
-Not simulated: carts, projects, datacenters, discounts, taxes, refunds, tariff changes.
+Not simulated: projects, discounts, taxes, refunds, payment methods other than the balance,
+more than one datacenter.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import heapq
 import hmac
 import random
+import secrets
 import threading
 import time
 from collections import deque
@@ -29,12 +31,18 @@ from simulator.sessions import (
 
 CLIENT_LEVEL = 16
 ADMIN_LEVEL = 29
-PRODUCT_TYPES = ("vds", "dedic", "vhost", "soft")
+PRODUCT_TYPES = ("vds", "dedic", "vhost", "soft", "dnshost", "instances")
+SERVER_TYPES = ("vds", "dedic", "instances")  # the types that get an IP address at set-up
 ORDERED, ACTIVE, SUSPENDED, DELETED = 1, 2, 3, 4
 STATUS_NAMES = {ORDERED: "ordered", ACTIVE: "active", SUSPENDED: "suspended", DELETED: "deleted"}
 DAY, TRIAL, LIFETIME = -50, -100, 0
 TRIAL_LENGTH = timedelta(days=7)
+LOGIN_KEY_LIFETIME = timedelta(hours=1)  # BILLmanager's OneTimeExpire
+LOGIN_KEY_LENGTH = 16
 CENT = Decimal("0.01")
+# No add-on holds more than a 32-bit count; a larger value is refused, not priced.
+LARGEST_ADDON_VALUE = 2**31 - 1
+DATACENTERS = {1: "Datacenter 1"}  # one datacenter: every tariff is sold there
 
 
 class SellerError(Exception):
@@ -134,6 +142,10 @@ class Addon:
                 raise SellerError("value", name, f"'{raw}' is not a whole number") from None
             if value < 0 or (self.max is not None and value > self.max):
                 raise SellerError("value", name, f"{value} is outside 0..{self.max}")
+            if value > LARGEST_ADDON_VALUE:
+                raise SellerError(
+                    "value", name, f"{value} is larger than the largest {LARGEST_ADDON_VALUE}"
+                )
             return value
         if self.type == "boolean":
             if raw.lower() in ("on", "1", "yes", "true"):
@@ -171,6 +183,8 @@ class Tariff:
     recipes: list[str] = field(default_factory=list)
     setup: str = "auto"
     setup_after: timedelta = timedelta(0)
+    description: str = ""
+    datacenter: int = 1
 
     def addon_by_id(self, addon_id: int) -> Addon | None:
         return next((a for a in self.addons.values() if a.id == addon_id), None)
@@ -193,6 +207,7 @@ class Account:
     level: int = CLIENT_LEVEL
     balance: Decimal = Decimal(0)
     can_suspend: bool = True
+    email: str = ""
 
 
 @dataclass
@@ -213,6 +228,9 @@ class Service:
     ips: list[str] = field(default_factory=list)
     setup_due: datetime | None = None
     suspended_for: str = ""
+    autoprolong: int = 0  # the period the seller renews it for at expiry; 0 is off
+    password: str = ""
+    lickey: str = ""
 
     @property
     def name(self) -> str:
@@ -252,6 +270,62 @@ class LedgerEntry:
     date: datetime
 
 
+@dataclass
+class OrderQuote:
+    """A checked order: the service it will create and what it costs."""
+
+    tariff: Tariff
+    period: int
+    addons: dict
+    params: dict
+    remoteid: str
+    autoprolong: int
+    price: Decimal
+
+
+@dataclass
+class OrderRequest:
+    """What an order asks for, as the API sends it; `Seller.quote` checks and prices it."""
+
+    type: str
+    tariff: int
+    period: int
+    addons: dict[int, str] = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+    remoteid: str = ""
+    autoprolong: int = 0
+    datacenter: int | None = None
+
+
+@dataclass
+class CartLine:
+    """An order waiting in a cart: checked when added and again when the cart is paid."""
+
+    id: int
+    order: OrderRequest
+
+
+@dataclass
+class Cart:
+    """An account's open cart (BILLmanager's basket): orders placed without `skipbasket`."""
+
+    id: int
+    account: str
+    lines: list[CartLine] = field(default_factory=list)
+
+
+@dataclass
+class Ticket:
+    """A support request an account opened."""
+
+    id: int
+    account: str
+    subject: str
+    message: str
+    date: datetime
+    status: str = "open"
+
+
 class Seller:
     """The whole state of the simulated selling BILLmanager under its own clock."""
 
@@ -274,7 +348,18 @@ class Seller:
         # The feed forgets an event once read; this log keeps it, for the dashboard's history.
         self.events_made: deque[Event] = deque(maxlen=100_000)
         self.slow_seconds = 2.0
-        self._next = {"service": 1000 + seed, "event": 1, "ledger": 1, "ip": 10, "item": 100}
+        self.carts: dict[str, Cart] = {}
+        self.login_keys: dict[str, tuple[str, datetime]] = {}
+        self.tickets: dict[int, Ticket] = {}
+        self._next = {
+            "service": 1000 + seed,
+            "event": 1,
+            "ledger": 1,
+            "ip": 10,
+            "item": 100,
+            "cart": 5000,
+            "ticket": 1,
+        }
         self._due: list[tuple[datetime, int, str]] = []
         self._enum_ids: dict[tuple[int, str], int] = {}
 
@@ -343,7 +428,7 @@ class Seller:
             service = self.services[service_id]
             if kind == "setup":
                 self._set_up(service)
-            else:
+            elif not self._renew(service):
                 service.suspended_for = "expired"
                 self._set_status(service, SUSPENDED, "suspend")
         self.now = when
@@ -395,14 +480,39 @@ class Seller:
         service.opened = self.now
         service.expires = expires
         service.setup_due = None
-        if service.type in ("vds", "dedic") and not service.ips:
+        if service.type in SERVER_TYPES and not service.ips:
             service.ips.append(self._new_ip())
-        named = service.type == "vhost" and "username" not in service.params
+        if service.type in SERVER_TYPES:
+            service.password = service.password or secrets.token_urlsafe(9)
+        named = service.type in ("vhost", "dnshost") and "username" not in service.params
         if named:
             service.params["username"] = f"user{service.id}"
+        if service.type in ("vhost", "dnshost"):
+            service.password = service.password or secrets.token_urlsafe(9)
+        if service.type == "soft" and not service.lickey:
+            service.lickey = _licence_key()
         self._set_status(service, ACTIVE, "open")
         if named:  # a parameter the seller set: the event mechanism reports it like any other
             self._emit(service, "param", "username", service.params["username"])
+
+    def _renew(self, service: Service) -> bool:
+        """Renew a service at its expiry from the balance, if it asks to and the money is there."""
+        tariff = self.tariffs[service.tariff]
+        period = service.autoprolong
+        if period <= 0 or period not in tariff.prices:
+            return False
+        price = tariff.price_for(period, service.addons)
+        if price > self.accounts[service.account].balance:
+            return False
+        try:
+            expires = period_end(service.expires or self.now, period)
+        except SellerError:
+            return False  # past the calendar's end: no renewal, nothing debited
+        self._move_money(self.accounts[service.account], -price, "prolong", service.id)
+        service.expires = expires
+        self._emit(service, "expire", "expiredate", _iso(service.expires))
+        self._schedule(service.expires, service, "expiry")
+        return True
 
     # -- the client API ----------------------------------------------------------------------
 
@@ -445,6 +555,45 @@ class Seller:
             if (type is None or t.type == type) and (tariff is None or t.id == tariff)
         ]
 
+    def quote(self, request: OrderRequest) -> OrderQuote:
+        """Check an order and price it; SellerError naming what is wrong if it is bad."""
+        type, tariff_id, period = request.type, request.tariff, request.period
+        tariff = self.tariffs.get(tariff_id)
+        if tariff is None or tariff.type != type:
+            raise SellerError("value", "pricelist", f"no {type} tariff {tariff_id}")
+        if period not in tariff.prices:
+            raise SellerError("value", "period", f"tariff {tariff_id} has no period {period}")
+        if request.datacenter is not None and request.datacenter != tariff.datacenter:
+            raise SellerError(
+                "value", "datacenter", f"tariff {tariff_id} is not sold in {request.datacenter}"
+            )
+        values = {name: addon.default() for name, addon in tariff.addons.items()}
+        for addon_id, raw in request.addons.items():
+            addon = tariff.addon_by_id(addon_id)
+            if addon is None:
+                raise SellerError("value", f"addon_{addon_id}", f"no add-on {addon_id} in tariff")
+            values[addon.intname] = addon.parse(raw)
+        params = {k: v for k, v in request.params.items() if v not in (None, "")}
+        ostempl = params.get("ostempl")
+        if ostempl is not None and ostempl not in tariff.ostempl:
+            raise SellerError("value", "ostempl", f"no OS template '{ostempl}' in tariff")
+        if ostempl is None and tariff.ostempl and type in SERVER_TYPES:
+            params["ostempl"] = tariff.ostempl[0]
+        recipe = params.get("recipe")
+        if recipe is not None and recipe not in tariff.recipes:
+            raise SellerError("value", "recipe", f"no recipe '{recipe}' in tariff")
+        renew = request.autoprolong
+        if renew and renew not in tariff.prices:
+            raise SellerError("value", "autoprolong", f"tariff {tariff_id} has no period {renew}")
+        price = tariff.price_for(period, values)
+        # everything that can refuse the order comes before the debit: the set-up's time and
+        # the expiry it will give must exist on the calendar
+        setup_due = (
+            later(self.now, tariff.setup_after, "pricelist") if tariff.setup == "after" else None
+        )
+        period_end(setup_due or self.now, period)
+        return OrderQuote(tariff, period, values, params, request.remoteid, renew, price)
+
     def order(
         self,
         account: Account,
@@ -457,55 +606,98 @@ class Seller:
         params: dict | None = None,
         ip: str | None = None,
         reason: str = "order",
+        autoprolong: int = 0,
     ) -> Service:
         """Order and pay a service at once (`skipbasket=on`); set it up as the tariff says."""
-        tariff = self.tariffs.get(tariff_id)
-        if tariff is None or tariff.type != type:
-            raise SellerError("value", "pricelist", f"no {type} tariff {tariff_id}")
-        if period not in tariff.prices:
-            raise SellerError("value", "period", f"tariff {tariff_id} has no period {period}")
-        values = {name: addon.default() for name, addon in tariff.addons.items()}
-        for addon_id, raw in (addons or {}).items():
-            addon = tariff.addon_by_id(addon_id)
-            if addon is None:
-                raise SellerError("value", f"addon_{addon_id}", f"no add-on {addon_id} in tariff")
-            values[addon.intname] = addon.parse(raw)
-        params = {k: v for k, v in (params or {}).items() if v not in (None, "")}
-        ostempl = params.get("ostempl")
-        if ostempl is not None and ostempl not in tariff.ostempl:
-            raise SellerError("value", "ostempl", f"no OS template '{ostempl}' in tariff")
-        if ostempl is None and tariff.ostempl and type in ("vds", "dedic"):
-            params["ostempl"] = tariff.ostempl[0]
-        recipe = params.get("recipe")
-        if recipe is not None and recipe not in tariff.recipes:
-            raise SellerError("value", "recipe", f"no recipe '{recipe}' in tariff")
-        price = tariff.price_for(period, values)
-        # everything that can refuse the order comes before the debit: the set-up's time and
-        # the expiry it will give must exist on the calendar
-        setup_due = (
-            later(self.now, tariff.setup_after, "pricelist") if tariff.setup == "after" else None
+        request = OrderRequest(
+            type, tariff_id, period, dict(addons or {}), dict(params or {}), remoteid, autoprolong
         )
-        period_end(setup_due or self.now, period)
+        return self.place(account, request, ip=ip, reason=reason)
+
+    def place(
+        self, account: Account, request: OrderRequest, ip: str | None = None, reason: str = "order"
+    ) -> Service:
+        """Check an order, pay it from the balance and create its service."""
+        return self._create(account, self.quote(request), ip=ip, reason=reason)
+
+    def _create(
+        self, account: Account, quote: OrderQuote, ip: str | None = None, reason: str = "order"
+    ) -> Service:
+        """Pay a checked order from the balance and create its service."""
+        tariff = quote.tariff
         service_id = self._next["service"]
-        self._debit(account, price, reason, service_id)
+        self._debit(account, quote.price, reason, service_id)
         service = Service(
             self._new_id("service"),
             account.login,
             tariff.id,
-            type,
-            period,
-            remoteid=remoteid,
-            addons=values,
-            params=params,
-            ips=[ip] if ip and type in ("vds", "dedic") else [],
+            tariff.type,
+            quote.period,
+            remoteid=quote.remoteid,
+            addons=dict(quote.addons),
+            params=dict(quote.params),
+            ips=[ip] if ip and tariff.type in SERVER_TYPES else [],
+            autoprolong=quote.autoprolong,
         )
         self.services[service.id] = service
+        self._start_setup(service, tariff)
+        return service
+
+    # -- the cart (orders without `skipbasket`) ----------------------------------------------
+
+    def add_to_cart(self, account: Account, request: OrderRequest) -> tuple[Cart, CartLine]:
+        """Put an order in the account's open cart, checked as an order is; nothing is paid."""
+        self.quote(request)
+        cart = self.carts.get(account.login)
+        if cart is None:
+            cart = self.carts[account.login] = Cart(self._new_id("cart"), account.login)
+        line = CartLine(self._new_id("cart"), request)
+        cart.lines.append(line)
+        return cart, line
+
+    def cart_quotes(self, cart: Cart) -> list[tuple[CartLine, OrderQuote]]:
+        """Each line of a cart checked and priced as it would be paid now."""
+        return [(line, self.quote(line.order)) for line in cart.lines]
+
+    def _cart_holding(self, account: Account, cart_or_line: int) -> Cart:
+        cart = self.carts.get(account.login)
+        if cart is None or (
+            cart.id != cart_or_line and all(line.id != cart_or_line for line in cart.lines)
+        ):
+            raise SellerError("missed", "id", f"no cart or cart line {cart_or_line}")
+        return cart
+
+    def remove_from_cart(self, account: Account, cart_or_line: int) -> None:
+        """Remove one line from the open cart, or the whole cart given its own id."""
+        cart = self._cart_holding(account, cart_or_line)
+        cart.lines = [line for line in cart.lines if line.id != cart_or_line]
+        if cart.id == cart_or_line or not cart.lines:
+            del self.carts[account.login]
+
+    def pay_cart(self, account: Account, cart_or_line: int) -> list[Service]:
+        """Pay the open cart (named by its id or a line's) from the balance, all or nothing.
+
+        Each line becomes a service exactly as an order with `skipbasket=on` does.
+        """
+        cart = self._cart_holding(account, cart_or_line)
+        quotes = self.cart_quotes(cart)
+        total = cents(sum((quote.price for _, quote in quotes), Decimal(0)))
+        if total > account.balance:
+            raise SellerError(
+                "not_enough_money",
+                "",
+                f"insufficient funds: {total} {self.currency} needed",
+                {"amount": str(total), "have": str(account.balance), "currency": self.currency},
+            )
+        del self.carts[account.login]
+        return [self._create(account, quote) for _, quote in quotes]
+
+    def _start_setup(self, service: Service, tariff: Tariff) -> None:
         if tariff.setup == "auto":
             self._set_up(service)
-        elif setup_due is not None:
-            service.setup_due = setup_due
-            self._schedule(setup_due, service, "setup")
-        return service
+        elif tariff.setup == "after":
+            service.setup_due = later(self.now, tariff.setup_after, "pricelist")
+            self._schedule(service.setup_due, service, "setup")
 
     def services_of(
         self, account: Account, type: str | None = None, remoteid: str | None = None
@@ -619,11 +811,163 @@ class Seller:
         if not account.can_suspend:
             raise SellerError("access", "", "your account may not suspend or delete services")
 
-    def read_events(self, account: Account) -> list[Event]:
-        """Everything on the account's feed, which the read empties; feed faults apply here."""
+    def read_events(
+        self, account: Account, start: int = 0, count: int | None = None
+    ) -> list[Event]:
+        """The account's feed, which the read empties; feed faults apply here.
+
+        A paged read (`start`, `count`) takes only the events of its page off the feed.
+        """
         events = self.feeds[account.login]
-        self.feeds[account.login] = []
-        return self.faults.shape_feed(events, account.login)
+        end = len(events) if count is None else start + count
+        self.feeds[account.login] = events[:start] + events[end:]
+        return self.faults.shape_feed(events[start:end], account.login)
+
+    def change_password(self, account: Account, service: Service, password: str) -> None:
+        """Set the service's root (or panel) password."""
+        if service.status == DELETED:
+            raise SellerError("value", "elid", f"service {service.id} is deleted")
+        service.password = password
+
+    def check_reboot(self, account: Account, service: Service) -> None:
+        """Whether a running server can be rebooted: nothing the seller keeps changes."""
+        if service.type not in SERVER_TYPES:
+            raise SellerError("value", "elid", f"service {service.id} is not a server")
+        if service.status != ACTIVE:
+            raise SellerError("value", "elid", f"service {service.id} is not active")
+
+    def check_reinstall(self, service: Service, ostempl: str) -> None:
+        """Whether the server can be reinstalled with `ostempl`; SellerError if not."""
+        tariff = self.tariffs[service.tariff]
+        if service.status != ACTIVE:
+            raise SellerError("value", "elid", f"service {service.id} is not active")
+        if ostempl not in tariff.ostempl:
+            raise SellerError("value", "ostempl", f"no OS template '{ostempl}' in tariff")
+
+    def reinstall(self, account: Account, service: Service, ostempl: str) -> None:
+        """Reinstall a server with another OS template: a new root password, a `param` event."""
+        self.check_reinstall(service, ostempl)
+        service.params["ostempl"] = ostempl
+        service.password = secrets.token_urlsafe(9)
+        self._emit(service, "param", "ostempl", ostempl)
+
+    def change_tariff(
+        self, account: Account, service: Service, tariff_id: int, period: int | None = None
+    ) -> Decimal:
+        """Move a service to another tariff of its type (`service.changepricelist`).
+
+        The seller charges the new tariff's price for the service's period less the old one's,
+        in proportion to the time left until the expiry (all of it for a service that never
+        expires); a cheaper tariff charges nothing and refunds nothing. The expiry stays;
+        add-ons the new tariff has by the same name keep their values where it allows them.
+        """
+        old = self.tariffs[service.tariff]
+        new = self.tariffs.get(tariff_id)
+        if service.status in (ORDERED, DELETED):
+            raise SellerError("value", "elid", f"service {service.id} cannot change tariff")
+        if new is None or new.type != service.type:
+            raise SellerError("value", "pricelist", f"no {service.type} tariff {tariff_id}")
+        if new.id == old.id:
+            raise SellerError("value", "pricelist", f"service {service.id} is on tariff {new.id}")
+        period = service.period if period is None else period
+        if period not in new.prices:
+            raise SellerError("value", "period", f"tariff {new.id} has no period {period}")
+        values = {name: addon.default() for name, addon in new.addons.items()}
+        for name, value in service.addons.items():
+            if name in new.addons:
+                try:
+                    values[name] = new.addons[name].parse(str(value))
+                except SellerError:
+                    pass  # a value the new tariff does not offer: its default instead
+        difference = new.price_for(period, values) - old.price_for(service.period, service.addons)
+        charge = cents(max(Decimal(0), difference) * self._share_left(service))
+        self._debit(account, charge, "changepricelist", service.id)
+        service.tariff, service.period, service.addons = new.id, period, values
+        self._emit(service, "pricelist", "pricelist", str(new.id))
+        return charge
+
+    def _share_left(self, service: Service) -> Decimal:
+        """How much of the service's paid period is still ahead, from 0 to 1."""
+        if service.expires is None:
+            return Decimal(1)
+        start = _period_start(service.expires, service.period)
+        whole = (service.expires - start).total_seconds()
+        left = (service.expires - self.now).total_seconds()
+        if whole <= 0:
+            return Decimal(1)
+        return min(Decimal(1), max(Decimal(0), Decimal(left) / Decimal(whole)))
+
+    def new_licence_key(self, account: Account, service: Service) -> str:
+        """Issue a licence a new key (`soft.edit` with `clicked_button=newkey`)."""
+        if service.status != ACTIVE:
+            raise SellerError("value", "elid", f"licence {service.id} is not active")
+        service.lickey = _licence_key()
+        self._emit(service, "param", "lickey", service.lickey)
+        return service.lickey
+
+    def edit_licence(self, account: Account, service: Service, changes: dict[str, str]) -> None:
+        """Save a licence's `licname`, `ip` and `remoteid` (`soft.edit` with `sok=ok`)."""
+        if service.status == DELETED:
+            raise SellerError("value", "elid", f"licence {service.id} is deleted")
+        for name, value in changes.items():
+            if name == "remoteid":
+                service.remoteid = value
+            elif service.params.get(name, "") != value:
+                service.params[name] = value
+                self._emit(service, "param", name, value)
+
+    def set_autoprolong(self, account: Account, service: Service, period: int) -> None:
+        """Have the seller renew the service at expiry for `period` (0: never)."""
+        tariff = self.tariffs[service.tariff]
+        if period and period not in tariff.prices:
+            raise SellerError("value", "autoprolong", f"tariff {tariff.id} has no period {period}")
+        service.autoprolong = period
+
+    # -- tickets, login keys, account ids ----------------------------------------------------
+
+    def open_ticket(self, account: Account, subject: str, message: str) -> Ticket:
+        ticket = Ticket(self._new_id("ticket"), account.login, subject, message, self.now)
+        self.tickets[ticket.id] = ticket
+        return ticket
+
+    def tickets_of(self, account: Account) -> list[Ticket]:
+        return [t for t in self.tickets.values() if t.account == account.login]
+
+    def issue_login_key(self, caller: Account, login: str, key: str) -> None:
+        """Let `login` log in once with `key` within the hour (`session.newkey`).
+
+        An administrator may issue one for any account; a client only for itself.
+        """
+        account = self.accounts.get(login)
+        if account is None:
+            raise SellerError("missed", "username", f"no account '{login}'")
+        if caller.level != ADMIN_LEVEL and caller.login != login:
+            raise SellerError("access", "username", "a client may issue a key only for itself")
+        if len(key) < LOGIN_KEY_LENGTH:
+            raise SellerError("value", "key", f"a key needs at least {LOGIN_KEY_LENGTH} characters")
+        self.login_keys[key] = (login, self.now)
+
+    def redeem_login_key(self, login: str, key: str) -> Account:
+        """The account a one-time key logs in, using the key up; SellerError `auth` if none."""
+        owner, issued = self.login_keys.get(key, (None, None))
+        if owner is None or owner != login or self.now - issued > LOGIN_KEY_LIFETIME:
+            raise SellerError("auth", "", "The key is unknown, used or expired")
+        del self.login_keys[key]
+        return self.accounts[login]
+
+    def account_id(self, login: str) -> int:
+        """An account's numeric id: its place among the seller's accounts, from 1."""
+        return list(self.accounts).index(login) + 1
+
+    def account_by_id(self, raw) -> Account:
+        """An account by its numeric id or its login; SellerError `missed` if none."""
+        text = str(raw).strip()
+        if text in self.accounts:
+            return self.accounts[text]
+        logins = list(self.accounts)
+        if text.isdigit() and 1 <= int(text) <= len(logins):
+            return self.accounts[logins[int(text) - 1]]
+        raise SellerError("missed", "elid", f"no account '{text}'")
 
     # -- the seller's staff (control API) ----------------------------------------------------
 
@@ -746,3 +1090,18 @@ class Seller:
 
 def _iso(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
+
+
+def _period_start(expires: datetime, period: int) -> datetime:
+    """When a period that ends at `expires` began."""
+    if period > 0:
+        return expires - relativedelta(months=period)
+    if period == DAY:
+        return expires - timedelta(days=1)
+    return expires - TRIAL_LENGTH
+
+
+def _licence_key() -> str:
+    """A new licence key: 32 hex digits in groups of four."""
+    digits = secrets.token_hex(16).upper()
+    return "-".join(digits[i : i + 4] for i in range(0, 32, 4))

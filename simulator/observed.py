@@ -262,7 +262,10 @@ def _password_sent(call: Call) -> str | None:
 def _service_row(row, func: str, login: str) -> dict | None:
     if not isinstance(row, dict):
         return None
-    service_id, tariff = text(row.get("id")), text(row.get("pricelist"))
+    # a list names the tariff by `pricelist_id` (its `pricelist` is the tariff's name), older
+    # simulators by `pricelist` alone
+    service_id = text(row.get("id"))
+    tariff = text(row.get("pricelist_id")) or text(row.get("pricelist"))
     if not service_id or not tariff:
         return None
     status = text(row.get("status")) or attr(row.get("item_status"), "orig")

@@ -181,7 +181,17 @@ def parse_setup(value, path: str) -> tuple[str, timedelta]:
     raise WorldError(path, f"expected auto, manual or {{after: 10m}}, got {shown(value)}")
 
 
-TARIFF_KEYS = {"intname", "name", "type", "prices", "addons", "ostempl", "recipes", "setup"}
+TARIFF_KEYS = {
+    "intname",
+    "name",
+    "type",
+    "prices",
+    "addons",
+    "ostempl",
+    "recipes",
+    "setup",
+    "description",
+}
 
 
 def parse_tariff(tariff_id, spec, path: str) -> Tariff:
@@ -206,6 +216,7 @@ def parse_tariff(tariff_id, spec, path: str) -> Tariff:
         recipes=_list(spec.get("recipes"), f"{path}.recipes"),
         setup=setup,
         setup_after=after,
+        description=str(spec.get("description") or ""),
     )
 
 
@@ -221,7 +232,7 @@ def edited_tariff(tariff: Tariff, spec, path: str) -> Tariff:
     for key in ("ostempl", "recipes"):
         if key in spec:
             changes[key] = _list(spec[key], f"{path}.{key}")
-    for key in ("intname", "name"):
+    for key in ("intname", "name", "description"):
         if key in spec:
             changes[key] = str(spec[key])
     if "setup" in spec:
@@ -231,7 +242,7 @@ def edited_tariff(tariff: Tariff, spec, path: str) -> Tariff:
 
 def parse_account(login, spec, path: str) -> Account:
     spec = _mapping(spec, path)
-    _unknown_keys(spec, {"password", "balance", "level", "can_suspend"}, path)
+    _unknown_keys(spec, {"password", "balance", "level", "can_suspend", "email"}, path)
     if "password" not in spec:
         raise WorldError(f"{path}.password", "missing")
     level = spec.get("level", "client")
@@ -246,6 +257,7 @@ def parse_account(login, spec, path: str) -> Account:
         level=ADMIN_LEVEL if level == "admin" else CLIENT_LEVEL,
         balance=_amount(spec.get("balance", 0), f"{path}.balance", LARGEST_AMOUNT),
         can_suspend=can_suspend,
+        email=str(spec.get("email") or ""),
     )
 
 

@@ -1,14 +1,16 @@
-"""Fixtures, chained: the simulator's (`world -> seller -> app -> client/session`) and the
-engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`)."""
+"""Fixtures, chained: the simulator's (`world -> seller -> app -> client/session`), the
+engine's (`sim_world -> sim_app -> sim/http -> store -> engine -> module -> tariff`) and the
+reseller command line's (`sim_app -> served -> cli -> ready`)."""
 
 # simulator fixtures
 import contextlib
 import copy
-import threading
+import importlib
+import pkgutil
 from datetime import datetime
+from pathlib import Path
 
 import pytest
-import waitress
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
@@ -16,12 +18,34 @@ from reseller.store import Store
 from simulator.app import create_app
 from simulator.cassette import CassetteWriter
 from simulator.record import Recorder
+from simulator.server import LocalServer
+from simulator.side import InProcessSide, SocketSide
 from simulator.transport import in_process_session
 from simulator.world import seller_from_world
 from tests import client_session
-from tests.helpers import RESELLER, SIM_WORLD, URL, Sim, SocketSimulator, connect
+from tests.helpers import PASSWORD, RESELLER, SIM_WORLD, URL, Cli, Sim, connect, connect_args
 from tests.helpers import START as ENGINE_START
+from tests.replies import PASSWORDS, Node
+from tests.replies import URL as API_URL
 from tests.worlds import VDS_1
+
+
+def load_the_whole_project() -> None:
+    """Import every module of the project now, not when a test first needs it.
+
+    Hypothesis mixes string constants of the local modules loaded so far into what it draws,
+    so a module imported lazily by an earlier test (`run.py`'s commands import theirs) would
+    change a later test's examples: a test's examples would depend on which tests ran before
+    it in its process, and so on how xdist shared the tests out. Loaded up front, the pool is
+    the same for every test, in any order, on any worker.
+    """
+    importlib.import_module("run")
+    for package in ("simulator", "reseller", "scenarios", "bench", "bmsim"):
+        for module in pkgutil.iter_modules(importlib.import_module(package).__path__):
+            importlib.import_module(f"{package}.{module.name}")
+
+
+load_the_whole_project()
 
 START = datetime(2026, 1, 1)
 WORLD = {
@@ -73,6 +97,16 @@ def client(app):
 def session(app):
     with in_process_session(app) as session:
         yield session
+
+
+@pytest.fixture(params=["in_process", "socket"])
+def side(request, app):
+    """The app's seller as a test drives it: in-process, then over a real socket."""
+    if request.param == "in_process":
+        yield InProcessSide(app)
+        return
+    with LocalServer(app, threads=2) as server, SocketSide(server.url) as over_http:
+        yield over_http
 
 
 # -- the engine's: the simulator it talks to, its store, a module and a tariff -----------
@@ -132,9 +166,35 @@ def tariff(engine, module, sim) -> str:
 @pytest.fixture
 def served(sim_app):
     """The simulator on a real socket; its base URL."""
-    server = SocketSimulator(sim_app)
-    yield server.url
-    server.close()
+    with LocalServer(sim_app) as server:
+        yield server.url
+
+
+# -- the reseller's command line against the served simulator ------------------------------------
+
+
+@pytest.fixture
+def cli(tmp_path, served, capsys) -> Cli:
+    """`run.py reseller` in-process on a database file, the simulator served on a socket."""
+    return Cli(tmp_path / "reseller.db", served, capsys)
+
+
+@pytest.fixture
+def password_file(tmp_path) -> Path:
+    """The seller password in a file, as `connect --password-file` reads it."""
+    path = tmp_path / "seller-password"
+    path.write_text(PASSWORD + "\n")
+    return path
+
+
+@pytest.fixture
+def ready(cli, password_file) -> Cli:
+    """USD at 1.10 per EUR, module `seller`, client alice with 500, tariff 5 imported."""
+    cli.ok("configure", "--currency", "USD", "--rate", "EUR=1.10")
+    cli.ok(*connect_args(cli, "--password-file", str(password_file)))
+    cli.ok("client", "alice", "--balance", "500")
+    cli.ok("import", "seller", "5")
+    return cli
 
 
 @pytest.fixture
@@ -143,18 +203,13 @@ def serve():
     servers = []
 
     def start(app) -> str:
-        server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return f"http://127.0.0.1:{server.effective_port}"
+        servers.append(LocalServer(app, threads=4))
+        return servers[-1].url
 
     yield start
-    for server, thread in servers:
-        server.task_dispatcher.shutdown()
-        server.trigger.pull_trigger(server.close)  # closed in the server's own thread, at once
-        thread.join(timeout=5)
-        assert not thread.is_alive()
+    for server in servers:
+        server.close()
+        assert not server.thread.is_alive()
 
 
 # record and parity fixtures: the simulator as the upstream, a proxy before it, a session
@@ -220,3 +275,35 @@ def unchanged(client):
         assert client.get("/_sim/state").json == before
 
     return check
+
+
+@pytest.fixture(params=["xml", "json"])
+def out(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def api(session, out):
+    """Call a function as `user` (by authinfo; None sends no credentials) and parse the reply."""
+
+    def call(func: str, user: str | None = "reseller", **params) -> Node:
+        if user is not None:
+            params.setdefault("authinfo", f"{user}:{PASSWORDS[user]}")
+        reply = session.post(API_URL, data={"func": func, "out": out, **params})
+        assert reply.status_code == 200
+        return Node.parse(reply.content, out)
+
+    return call
+
+
+@pytest.fixture
+def order(api):
+    """Order a VDS-1 (tariff 5) with skipbasket and return its id."""
+
+    def place(user: str = "reseller", **params) -> str:
+        params = {"pricelist": 5, "period": 1, "sok": "ok", "skipbasket": "on", **params}
+        doc = api("vds.order.param", user, **params)
+        assert not doc.has("error"), doc.error()
+        return doc["id"]
+
+    return place

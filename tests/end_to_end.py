@@ -6,14 +6,12 @@ Everything here drives the real engine against the real simulator; nothing is mo
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from reseller.engine import Engine
-from reseller.model import AUTOPROLONG_LEAD
 from scenarios import invariants
-from scenarios.harness import CRON, Harness
+from scenarios.harness import Harness
 from scenarios.runner import state_digest
-from simulator.faults import CALL_KINDS
 from tests.worlds import VDS_1
 
 START = datetime(2026, 1, 1)
@@ -118,54 +116,6 @@ def problems(h: Harness, names=STEP_INVARIANTS) -> list[str]:
 def assert_invariants(h: Harness, names=STEP_INVARIANTS) -> None:
     found = problems(h, names)
     assert not found, "\n".join(found)
-
-
-def _quiet(h: Harness) -> bool:
-    """No event waits on a module's feed and no fault that any call would meet is queued.
-
-    `lose_reply` only meets calls that change the seller's state, and a tick that makes one
-    changes the engine's state too, which ends the skipping.
-    """
-    seller = h.seller
-    if any(seller.feeds.get(m.login) for m in h.store.modules()):
-        return False
-    return not any(seller.faults.counts[kind] for kind in CALL_KINDS if kind != "lose_reply")
-
-
-def _next_autoprolong(h: Harness) -> datetime | None:
-    """The first moment another autoprolong service comes within a day of its expiry."""
-    expiry = h.store.next_autoprolong_expiry((h.now + AUTOPROLONG_LEAD).strftime("%Y-%m-%d"))
-    return datetime.fromisoformat(expiry) - AUTOPROLONG_LEAD if expiry else None
-
-
-def _floor_to_cron(when: datetime) -> datetime:
-    when = when.replace(second=0, microsecond=0)
-    return when - timedelta(minutes=when.minute % 5)
-
-
-def fast_advance(h: Harness, until: datetime) -> None:
-    """`h.advance(until)`, skipping cron ticks that cannot change anything.
-
-    When the feeds are empty, no call fault is queued, and one tick changed nothing, every
-    further tick changes nothing either until something falls due: the seller's automation,
-    an operation's retry, or an autoprolong service nearing its expiry. Those still run, in
-    time order, so months pass in a few steps with the same outcome as tick by tick.
-    """
-    while h.now < until:
-        tick = min(until, max(h._next_cron(), h.now))
-        if not _quiet(h):
-            h.advance(tick)
-            continue
-        before = digest(h)
-        h.advance(tick)
-        if h.now >= until or not _quiet(h) or digest(h) != before:
-            continue
-        stops = [until, h.seller.next_due(), h.engine.next_due(), _next_autoprolong(h)]
-        target = max(min(t for t in stops if t is not None), h.now)
-        skip_to = _floor_to_cron(target) - CRON
-        if skip_to > h.last_cron:
-            h.last_cron = skip_to
-        h.advance(target)
 
 
 def digest(h: Harness) -> tuple:

@@ -1,17 +1,21 @@
 """What the engine's tests share besides fixtures (those are in `tests/conftest.py`): the
-seller's world, the control API as calls, and small steps such as ordering a service."""
+seller's world, the control API as calls, small steps such as ordering a service, and the
+reseller's command line run in-process, at a terminal or piped."""
 
 from __future__ import annotations
 
-import threading
+import io
+import re
+import sys
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import requests
-import waitress
 
+import run
 from reseller.engine import Engine
 from reseller.errors import ResellerError
 from reseller.model import PeriodRule
@@ -74,8 +78,9 @@ class Sim:
         self.now = datetime.fromisoformat(self.post("/clock", {"to": when.isoformat()})["now"])
         return self.now
 
-    def fault(self, kind: str, times: int = 1) -> None:
-        self.post("/faults", {"kind": kind, "times": times})
+    def fault(self, kind: str, times: int = 1, **aim) -> None:
+        """Queue a fault, aimed with `func=` and `account=` if given."""
+        self.post("/faults", {"kind": kind, "times": times, **aim})
 
     def clear_faults(self) -> None:
         reply = self.api.delete("/_sim/faults")
@@ -148,22 +153,75 @@ def refused(store: Store, error_type: str):
     assert dump(store) == before
 
 
-class SocketSimulator:
-    """The simulator app served by waitress on a free local port, in a background thread."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=4)
-        self.url = f"http://127.0.0.1:{self.server.effective_port}"
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.task_dispatcher.shutdown()
-        self.server.trigger.pull_trigger(self.server.close)
-        self.thread.join(timeout=5)
-
-
 def plain_session() -> requests.Session:
     session = requests.Session()
     session.trust_env = False
     return session
+
+
+# -- the reseller's command line --------------------------------------------------------------
+
+NOW = "2026-01-01T00:00:00"
+STYLES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+class Screen(io.StringIO):
+    """A terminal, as far as the command can tell: a stream that says it is a TTY."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def shown(self) -> str:
+        """What was printed since the last look, without colours and styles."""
+        text = STYLES.sub("", self.getvalue())
+        self.seek(0)
+        self.truncate()
+        return text
+
+
+class Cli:
+    """`run.py reseller --db FILE --now NOW ...` in-process; every line it printed is kept."""
+
+    def __init__(self, db: Path, url: str, capsys):
+        self.db, self.url, self.capsys = db, url, capsys
+        self.printed: list[str] = []
+        self.screen: Screen | None = None  # stdout instead of the captured one
+
+    def __call__(self, *args: str, now: str | None = NOW, clock: str | None = None):
+        """Run a command (at `now`, or at the simulator's `clock` when `now` is None); its
+        exit status, stdout and stderr."""
+        head = ["reseller", "--db", str(self.db)]
+        head += ["--now", now] if now is not None else []
+        head += ["--clock", clock] if clock is not None else []
+        captured = sys.stdout
+        sys.stdout = self.screen or captured
+        try:
+            code = run.main([*head, *args])
+        except SystemExit as leaving:
+            code = leaving.code
+        finally:
+            sys.stdout = captured
+        out, err = self.capsys.readouterr()
+        self.printed += [out, err]
+        return code, out, err
+
+    def ok(self, *args: str, now: str | None = NOW, clock: str | None = None) -> str:
+        code, out, err = self(*args, now=now, clock=clock)
+        assert (code, err) == (0, ""), err
+        return out
+
+    def store(self) -> Store:
+        """The database as another process would open it (close it after)."""
+        return Store(str(self.db))
+
+    def dump(self) -> list[str]:
+        store = self.store()
+        try:
+            return dump(store)
+        finally:
+            store.close()
+
+
+def connect_args(cli: Cli, *source: str) -> list[str]:
+    """`connect seller` to the served simulator as `reseller`, the password from `source`."""
+    return ["connect", "seller", "--url", cli.url, "--login", "reseller", *source]

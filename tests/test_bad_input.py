@@ -18,7 +18,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import run
@@ -209,6 +209,7 @@ def dumped(path: Path) -> tuple:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(command=st.sampled_from(COMMANDS), words=st.lists(WORDS, max_size=4))
+@example(command="pricelist.sync", words=["9" * 30])  # past SQLite's integers: found by it once
 def test_bad_command_line_arguments_give_a_clear_error_and_change_nothing(
     command, words, prepared_db, capsys
 ):

@@ -326,3 +326,26 @@ def test_a_poll_after_two_idle_hours_logs_in_again_and_applies_the_events(
     assert engine.checkevent("seller", sim.now).applied == 1
     assert status(store, item) == 2
     assert [c["at"] for c in sim.calls("auth")][-1] == "2026-01-01 02:00:00"
+
+
+def test_a_poll_that_reconciles_first_and_then_cannot_read_the_feed_changes_nothing(
+    engine, tariff, sim, store
+):
+    """Found open, the poll's mark makes it read the services first; when the feed then
+    cannot be read, the repairs that reading would make are not written either."""
+    item = active(engine, sim)
+    sim.fault("lose_reply", func="itemevent")
+    sim.act("suspend", service=remote_of(engine, item))
+    with pytest.raises(ResellerError):
+        engine.checkevent("seller", sim.now)  # the suspension's event is lost with the reply
+    sim.fault("down", func="itemevent")
+    before = store.digest()
+
+    with pytest.raises(ResellerError) as unavailable:
+        engine.checkevent("seller", sim.now)
+
+    assert unavailable.value.type == "unavailable"
+    assert store.digest() == before
+    assert store.item(item).status_name == "active"
+    report = engine.checkevent("seller", sim.now)
+    assert report.reconciled and store.item(item).status_name == "suspended"

@@ -15,16 +15,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator.api import FUNCTIONS, TYPE_FUNCTIONS
 from simulator.app import create_app
 from simulator.control import ACTIONS
-from simulator.model import PRODUCT_TYPES
+from simulator.functions import REGISTRY
 from simulator.world import seller_from_world
 from tests.end_to_end import OTHER_PASSWORD, PASSWORD, SELLER_WORLD, START
 
-FUNCS = sorted(FUNCTIONS) + [
-    f"{kind}.{action}" if action else kind for kind in PRODUCT_TYPES for action in TYPE_FUNCTIONS
-]
+# Every function; of those declared per product type, the VPS's and the licence's copies (the
+# others run the same builders).
+FUNCS = sorted(name for name, fn in REGISTRY.items() if fn.type in (None, "vds", "soft"))
 ERROR_TYPES = {"auth", "access", "value", "missed", "exists", "not_enough_money", "unknown_func"}
 NASTY = [
     "",
@@ -69,6 +68,21 @@ KEYS = [
     "auth",
     "username",
     "password",
+    "passwd",
+    "confirm",
+    "key",
+    "id",
+    "clicked_button",
+    "paymethod_id",
+    "order_period",
+    "autoprolong",
+    "datacenter",
+    "p_cnt",
+    "p_num",
+    "su",
+    "subject",
+    "message",
+    "licname",
 ]
 values = st.one_of(st.sampled_from(NASTY), st.text(max_size=30), st.integers().map(str))
 params = st.dictionaries(st.sampled_from(KEYS), values, max_size=8)
@@ -137,9 +151,14 @@ def test_every_function_answers_fuzzed_parameters_with_a_document_never_a_500(
     assert error is None or error in ERROR_TYPES, f"{func} answered error type {error!r}"
 
 
+# Hypothesis mixes in string constants of the modules loaded so far, so which tests ran
+# before (one xdist worker's share, say) decides whether a real name such as `vds` comes up:
+# the filter leaves every declared function out, whatever was loaded.
 @fuzz_budget()
 @given(
-    func=st.one_of(st.sampled_from(NASTY), st.text(max_size=40)),
+    func=st.one_of(st.sampled_from(NASTY), st.text(max_size=40)).filter(
+        lambda f: f.strip() not in REGISTRY
+    ),
     out=st.sampled_from(["xml", "json"]),
 )
 def test_an_unknown_or_garbage_function_name_is_refused_with_a_document(func, out):

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import io
+import json
 import os
+import pty
 import socket
 import stat
+import struct
 import subprocess
 import sys
-from datetime import datetime
+import termios
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,10 +24,12 @@ from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.jobs import scheduler_for
 from reseller.store import Store
-from tests.helpers import PASSWORD, dump, plain_session
+from simulator.app import create_app
+from simulator.server import LocalServer
+from simulator.world import seller_from_world
+from tests.helpers import NOW, PASSWORD, STYLES, Cli, Screen, connect_args, plain_session
 
 ROOT = Path(__file__).resolve().parent.parent
-NOW = "2026-01-01T00:00:00"
 CONNECTED = "module seller connected (id 1)\n"
 
 
@@ -37,63 +45,6 @@ def run_py(db: Path, *args: str, **options) -> subprocess.CompletedProcess:
     )
 
 
-class Cli:
-    """`run.py reseller --db FILE --now NOW ...` in-process; every line it printed is kept."""
-
-    def __init__(self, db: Path, url: str, capsys):
-        self.db, self.url, self.capsys = db, url, capsys
-        self.printed: list[str] = []
-
-    def __call__(self, *args: str, now: str = NOW) -> tuple[int, str, str]:
-        try:
-            code = run.main(["reseller", "--db", str(self.db), "--now", now, *args])
-        except SystemExit as leaving:
-            code = leaving.code
-        out, err = self.capsys.readouterr()
-        self.printed += [out, err]
-        return code, out, err
-
-    def ok(self, *args: str, now: str = NOW) -> str:
-        code, out, err = self(*args, now=now)
-        assert (code, err) == (0, ""), err
-        return out
-
-    def dump(self) -> list[str]:
-        store = Store(str(self.db))
-        try:
-            return dump(store)
-        finally:
-            store.close()
-
-
-@pytest.fixture
-def cli(tmp_path, served, capsys):
-    return Cli(tmp_path / "reseller.db", served, capsys)
-
-
-@pytest.fixture
-def password_file(tmp_path) -> Path:
-    """The seller password in a file, as `connect --password-file` reads it."""
-    path = tmp_path / "seller-password"
-    path.write_text(PASSWORD + "\n")
-    return path
-
-
-def connect_args(cli: Cli, *source: str) -> list[str]:
-    """`connect seller` to the served simulator as `reseller`, the password from `source`."""
-    return ["connect", "seller", "--url", cli.url, "--login", "reseller", *source]
-
-
-@pytest.fixture
-def ready(cli, password_file):
-    """USD at 1.10 per EUR, module `seller`, client alice with 500, tariff 5 imported."""
-    cli.ok("configure", "--currency", "USD", "--rate", "EUR=1.10")
-    cli.ok(*connect_args(cli, "--password-file", str(password_file)))
-    cli.ok("client", "alice", "--balance", "500")
-    cli.ok("import", "seller", "5")
-    return cli
-
-
 def test_a_reselling_story_runs_from_the_command_line(ready, sim):
     out = ready.ok(
         "order", "alice", "5-vds-1", "1", "--ostempl", "debian-12", "--addon", "ram=2048"
@@ -102,7 +53,10 @@ def test_a_reselling_story_runs_from_the_command_line(ready, sim):
     (remote,) = sim.services(remoteid="1")
     assert remote["addons"]["ram"] == 2048
 
-    assert ready.ok("checkevent") == "seller: 1 fetched, 1 applied, unmatched []\n"
+    assert ready.ok("checkevent") == (
+        "seller: 1 fetched, 1 applied, 0 kept unmatched\n"
+        "seller: operation 1 (open of service 1): done\n"
+    )
     assert '"status": 2' in ready.ok("services")
     assert '"state": "done"' in ready.ok("operations")
     ready.ok("suspend", "1")
@@ -170,6 +124,13 @@ def test_the_password_is_never_printed(ready, sim):
         (["pricelist.sync", "elid=99"], 1, "error: unknown: no tariff with id 99"),
         (["topup", "alice", "-5"], 1, "error: value:"),
         (["prolong", "7", "1"], 1, "error: unknown: no service 7"),
+        (["set-addons", "7", "ram"], 1, "error: value: add-on: expected NAME=VALUE, got 'ram'"),
+        (["set-module", "7", "manual"], 1, "error: unknown: no service 7"),
+        (["import-services", "seller", "printer"], 1, "cannot import services of type"),
+        (["assign", "12345", "carol"], 1, "error: unknown: no client 'carol'"),
+        (["--clock", "127.0.0.1:8080", "services"], 2, "expected a simulator's base URL"),
+        (["daemon", "--poll-every", "0s"], 2, "--poll-every: expected a duration above 0"),
+        (["daemon", "--retry-every", "soon"], 2, "--retry-every: expected a duration"),
     ],
 )
 def test_a_bad_argument_is_a_clear_error_with_a_non_zero_exit(ready, args, code, says):
@@ -178,6 +139,8 @@ def test_a_bad_argument_is_a_clear_error_with_a_non_zero_exit(ready, args, code,
     got, out, err = ready(*args)
 
     assert got == code and says in err
+    (error,) = [line for line in err.splitlines() if not line.startswith("warning: ")]
+    assert error.startswith("error: "), "one line"
     assert out == "" and "Traceback" not in err
     assert ready.dump() == before
 
@@ -189,13 +152,15 @@ def test_a_bad_now_is_refused(ready):
 
 
 def test_a_seller_nobody_answers_at_is_unavailable(cli, password_file):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        nobody = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    # Bound but never listening: the port refuses connections, and no other test (an xdist
+    # worker's server, say) can be given it meanwhile, as it could once it was closed.
+    with socket.socket() as bound:
+        bound.bind(("127.0.0.1", 0))
+        nobody = f"http://127.0.0.1:{bound.getsockname()[1]}"
 
-    code, out, err = cli(
-        "connect", "s", "--url", nobody, "--login", "l", "--password-file", str(password_file)
-    )
+        code, out, err = cli(
+            "connect", "s", "--url", nobody, "--login", "l", "--password-file", str(password_file)
+        )
 
     assert code == 1 and err.startswith(f"error: unavailable: cannot reach {nobody}")
     assert PASSWORD not in err
@@ -342,9 +307,11 @@ def test_a_new_database_file_is_readable_and_writable_by_its_owner_only(cli, pas
     }
 
 
-def test_the_daemons_jobs_poll_every_module_and_retry(ready):
+def test_the_daemons_jobs_poll_every_module_and_retry(ready, sim):
     """Each line the jobs report starts with the time it was acted at (issue 9)."""
     ready.ok("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12")
+    sim.fault("down")
+    ready("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12")
     store, lines = Store(str(ready.db)), []
     with plain_session() as http:
         engine = Engine(store, lambda url, login, pw: SellerClient(url, login, pw, http))
@@ -352,5 +319,348 @@ def test_the_daemons_jobs_poll_every_module_and_retry(ready):
         jobs.run_all()
     store.close()
 
-    assert sorted(job.interval for job in jobs.jobs) == [1, 5]
-    assert "2026-01-01 00:05:00 checkevent seller: 1 fetched, 1 applied, 0 kept unmatched" in lines
+    assert sorted(job.interval for job in jobs.jobs) == [60, 300]
+    assert lines == [
+        "2026-01-01 00:05:00 checkevent seller: 1 fetched, 1 applied, 0 kept unmatched",
+        "2026-01-01 00:05:00 checkevent seller: service 1: open (seller event 1): active",
+        "2026-01-01 00:05:00 checkevent seller: operation 1 (open of service 1): done",
+        "2026-01-01 00:05:00 retried operation 2 (open of service 2): manual",
+    ]
+
+
+# -- what scripts read, and what people see at a terminal -----------------------------------
+
+
+@pytest.fixture
+def screen(cli, monkeypatch) -> Screen:
+    """The commands' stdout is a terminal 200 columns wide."""
+    cli.screen = Screen()
+    monkeypatch.setenv("COLUMNS", "200")
+    return cli.screen
+
+
+@pytest.fixture
+def set_up(ready, sim):
+    """alice's service 1 (5-vds-1, autoprolong) set up at the seller and its event applied."""
+    ready.ok("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12", "--autoprolong")
+    ready.ok("checkevent")
+    return ready
+
+
+def test_piped_services_and_operations_print_one_json_object_a_line_with_todays_keys(set_up):
+    services = [json.loads(line) for line in set_up.ok("services").splitlines()]
+    operations = [json.loads(line) for line in set_up.ok("operations").splitlines()]
+
+    assert services == [
+        {
+            "id": 1,
+            "account": 1,
+            "pricelist": 1,
+            "status": 2,
+            "expiredate": "2026-02-01",
+            "remote_id": 1000,
+        }
+    ]
+    assert [list(op) for op in operations] == [
+        ["id", "item", "kind", "state", "attempts", "next_try", "error_type", "error_msg"]
+    ]
+    assert (operations[0]["kind"], operations[0]["state"]) == ("open", "done")
+
+
+def test_piped_clients_print_one_json_object_a_line_with_the_balance_as_text(set_up):
+    set_up.ok("client", "bob", "--balance", "5")
+
+    assert [json.loads(line) for line in set_up.ok("clients").splitlines()] == [
+        {"id": 1, "name": "alice", "balance": "489.00", "services": 1},
+        {"id": 2, "name": "bob", "balance": "5", "services": 0},
+    ]
+
+
+def test_at_a_terminal_services_operations_and_clients_are_tables_with_status_words(set_up, screen):
+    set_up.ok("services")
+    services = screen.shown()
+    set_up.ok("operations")
+    operations = screen.shown()
+    set_up.ok("clients")
+    clients = screen.shown()
+
+    (row,) = [line for line in services.splitlines() if "alice" in line]
+    assert [cell.strip() for cell in row.strip("│ ").split("│")] == [
+        "1",
+        "alice",
+        "5-vds-1",
+        "active",
+        "2026-02-01",
+        "on",
+        "seller",
+        "1000",
+        "open done",
+    ]
+    assert services.splitlines()[-1] == "1 service"
+    assert "done" in operations and operations.splitlines()[-1] == "1 operation"
+    assert "489.00 USD" in clients and clients.splitlines()[-1] == "1 client"
+    assert "{" not in services + operations + clients
+
+
+def test_a_real_terminal_gets_the_table_and_a_pipe_the_json(set_up, tmp_path):
+    command = [sys.executable, "run.py", "reseller", "--db", str(set_up.db), "services"]
+    piped = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=30)
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 160, 0, 0))
+    with subprocess.Popen(command, cwd=ROOT, stdout=follower, stderr=subprocess.PIPE) as shown:
+        os.close(follower)
+        screen = b""
+        while chunk := _read(leader):
+            screen += chunk
+        assert shown.wait(30) == 0, shown.stderr.read()
+    os.close(leader)
+
+    assert json.loads(piped.stdout)["status"] == 2
+    text = STYLES.sub("", screen.decode())
+    assert "active" in text and "1 service" in text and "{" not in text
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # the terminal closed: the command ended
+        return b""
+
+
+def test_every_command_confirms_what_it_did(set_up, sim):
+    cli = set_up
+    cli.ok("import", "seller", "7")
+    sim.act("create_service", account="reseller", tariff=8, domain="old.example")
+
+    said = [
+        (["configure", "--order-periods", "1"], "configured: main currency USD; rates: "),
+        (["topup", "alice", "50"], "client alice topped up by 50: balance 539.00 USD"),
+        (["set-price", "5-vds-1", "2=19"], "tariff 5-vds-1: period 2 costs 19"),
+        (["prolong", "1", "1"], "service 1: prolong for period 1: operation 2 manual"),
+        (["suspend", "1"], "service 1: suspend: operation 3 manual"),
+        (["resume", "1"], "service 1: resume: operation 4 manual"),
+        (["set-addons", "1", "backup=on"], "service 1: add-ons backup=on: operation 5 manual"),
+        (["set-module", "1", "manual"], "service 1: processing module seller -> manual"),
+        (["change-tariff", "1", "7-vds-2"], "service 1: tariff 5-vds-1 -> 7-vds-2"),
+        (["set-module", "1", "seller"], "service 1: processing module manual -> seller"),
+        (["assign", "1001", "alice"], "seller service 1001 assigned to alice as service 2 "),
+        (["delete", "2"], "service 2: delete: operation 6 manual"),
+    ]
+    for args, sentence in said:
+        assert cli.ok(*args).startswith(sentence), args
+
+    assert cli.ok("configure") == (
+        "configured: main currency USD; rates: 1 EUR = 1.10 USD; order periods: 1\n"
+    )
+    assert sim.service(1000)["addons"]["backup"] is True
+
+
+def test_an_order_the_seller_refuses_prints_its_line_and_exits_1_with_the_reason(
+    cli, password_file
+):
+    cli.ok("configure", "--currency", "USD", "--rate", "EUR=1.10")
+    poor = ["connect", "seller", "--url", cli.url, "--login", "poor", "--password", "pw"]
+    assert cli(*poor)[0] == 0
+    cli.ok("client", "alice", "--balance", "500")
+    cli.ok("import", "seller", "5")
+
+    code, out, err = cli("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12")
+
+    assert (code, out) == (1, "service 1: operation failed\n")
+    assert err == "error: not_enough_money: insufficient funds: 10.00 EUR needed\n"
+
+
+def test_an_operation_the_seller_cannot_be_reached_for_warns_that_the_daemon_retries_it(
+    set_up, sim
+):
+    sim.fault("down")
+
+    code, out, err = set_up("suspend", "1")
+
+    assert (code, out) == (0, "service 1: suspend: operation 2 running\n")
+    assert err.startswith("warning: unavailable: ")
+    assert err.endswith("; the daemon tries it again at 2026-01-01 00:01:00\n")
+
+
+def test_checkevent_says_when_another_engine_is_polling_the_module(set_up):
+    store = set_up.store()
+    try:
+        module = store.module("seller").id
+        store.open_poll(module, "the daemon", datetime(2026, 1, 1), timedelta(minutes=1))
+    finally:
+        store.close()
+
+    assert set_up.ok("checkevent") == "seller: another engine is polling this module; skipped\n"
+
+
+# -- the new commands -------------------------------------------------------------------------
+
+
+def test_set_addons_changes_a_services_addons_at_the_seller_and_charges_the_increase(set_up, sim):
+    out = set_up.ok("set-addons", "1", "ram=2048", "panel=ispmanager")
+
+    assert out == "service 1: add-ons ram=2048, panel=ispmanager: operation 2 manual\n"
+    assert sim.service(1000)["addons"] == {"ram": 2048, "backup": False, "panel": "ispmanager"}
+    code, _, err = set_up("set-addons", "1", "ram=2048", "panel=ispmanager")
+    assert (code, err) == (
+        1,
+        "error: value: the service already has (or is being given) these add-on values\n",
+    )
+
+
+def test_import_services_lists_what_can_be_assigned_and_assign_gives_it_to_a_client(
+    set_up, sim, screen
+):
+    for domain in ("old.example", "older.example", "new.example"):
+        sim.act("create_service", account="reseller", tariff=8, domain=domain)
+
+    set_up.ok("import-services", "seller", "vhost", "--mask", "old*")
+    listed = screen.shown()
+    set_up.ok("assign", "1001", "alice")
+    assigned = screen.shown()
+    set_up.ok("import-services", "seller", "vhost", "--mask", "new*")
+    left = screen.shown()
+
+    assert "old.example" in listed and "older.example" in listed and "new." not in listed
+    assert listed.splitlines()[-2:] == [
+        "2 vhost services of module seller",
+        "give one to a client with: assign REMOTE CLIENT",
+    ]
+    assert assigned == (
+        "seller service 1001 assigned to alice as service 2 (8-web-1, active, expires 2026-02-01)\n"
+    )
+    assert "1003" in left and left.splitlines()[-2] == "1 vhost service of module seller"
+
+
+def test_import_services_piped_prints_one_listed_service_a_line(set_up, sim):
+    sim.act("create_service", account="reseller", tariff=8, domain="old.example")
+
+    (row,) = [
+        json.loads(line) for line in set_up.ok("import-services", "seller", "vhost").splitlines()
+    ]
+
+    assert (row["remote_id"], row["name"], row["itemtype"]) == (1001, "old.example", "vhost")
+
+
+def test_change_tariff_is_refused_under_the_billmanager_module_and_done_under_manual(set_up):
+    set_up.ok("import", "seller", "7")
+    code, _, err = set_up("change-tariff", "1", "7-vds-2")
+    assert code == 1 and err.startswith("error: manual_module: service 1 cannot change tariff")
+
+    set_up.ok("set-module", "1", "manual")
+    set_up.ok("change-tariff", "1", "7-vds-2")
+    set_up.ok("set-module", "1", "seller")
+
+    (service,) = [json.loads(line) for line in set_up.ok("services").splitlines()]
+    assert service["pricelist"] == 2
+
+
+# -- one clock: --clock URL, --now, the wall clock -----------------------------------------------
+
+
+def createdate(cli: Cli, item: int) -> str:
+    store = cli.store()
+    try:
+        return store.item(item).createdate
+    finally:
+        store.close()
+
+
+def test_with_clock_a_command_acts_at_the_simulators_time(ready, sim):
+    sim.to(datetime(2026, 1, 5, 10, 30))
+
+    ready.ok("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12", now=None, clock=ready.url)
+
+    assert createdate(ready, 1) == "2026-01-05 10:30:00"
+
+
+def test_now_wins_over_clock(ready, sim):
+    sim.to(datetime(2026, 1, 5, 10, 30))
+
+    ready.ok("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12", clock=ready.url)
+
+    assert createdate(ready, 1) == "2026-01-01 00:00:00"
+
+
+@pytest.fixture
+def far_from_utc(monkeypatch):
+    """The machine's local time is Tokyo's, nine hours ahead of UTC."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_a_now_with_a_zone_is_the_same_moment_in_utc(ready):
+    ready.ok("topup", "alice", "5", now="2026-01-01T03:00:00+03:00")
+    ready.ok("topup", "alice", "5", now="2026-01-01T00:00:00Z")
+
+    assert expense_dates(ready) == ["2026-01-01 00:00:00"] * 2
+
+
+def test_without_now_or_clock_a_command_acts_at_the_wall_clock_in_utc(ready, far_from_utc):
+    before = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
+    ready.ok("order", "alice", "5-vds-1", "1", "--ostempl", "debian-12", now=None)
+    after = datetime.now(UTC).replace(tzinfo=None)
+
+    assert before <= datetime.fromisoformat(createdate(ready, 1)) <= after
+
+
+@pytest.fixture
+def nobody() -> str:
+    """A local URL nothing listens at (its port is held, so no other test takes it)."""
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
+def test_a_clock_nobody_answers_at_is_a_one_line_error_and_changes_nothing(ready, nobody):
+    before = ready.dump()
+
+    code, out, err = ready("topup", "alice", "5", now=None, clock=nobody)
+
+    assert (code, out) == (1, "")
+    assert err == f"error: unavailable: cannot reach the clock at {nobody}/_sim/clock: " + (
+        "Connection refused\n"
+    )
+    assert ready.dump() == before
+    assert ready("services", now=None, clock=nobody)[0] == 0, "a listing reads no clock"
+
+
+TOKEN = "t0ken-for-the-clock-tests"
+
+
+@pytest.fixture
+def guarded(sim_world):
+    """A served simulator whose control API wants TOKEN, its clock at 2026-03-10 08:00."""
+    app = create_app(seller_from_world(sim_world, datetime(2026, 3, 10, 8)), token=TOKEN)
+    server = LocalServer(app)
+    yield server.url
+    server.close()
+
+
+def expense_dates(cli: Cli) -> list[str]:
+    store = cli.store()
+    try:
+        return [e.date for e in store.expenses() if e.reason == "topup"]
+    finally:
+        store.close()
+
+
+def test_a_guarded_simulators_clock_is_read_with_the_token_from_token_or_simulator_token(
+    ready, guarded, monkeypatch
+):
+    monkeypatch.delenv("SIMULATOR_TOKEN", raising=False)
+    code, _, err = ready("topup", "alice", "5", now=None, clock=guarded)
+    assert (code, err) == (
+        1,
+        f"error: auth: the clock at {guarded}/_sim/clock answered HTTP 401: give the "
+        "simulator's token (--token or $SIMULATOR_TOKEN)\n",
+    )
+
+    ready.ok("--token", TOKEN, "topup", "alice", "5", now=None, clock=guarded)
+    monkeypatch.setenv("SIMULATOR_TOKEN", TOKEN)
+    ready.ok("topup", "alice", "5", now=None, clock=guarded + "/billmgr")
+
+    assert expense_dates(ready) == ["2026-03-10 08:00:00"] * 2

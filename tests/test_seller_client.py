@@ -293,7 +293,7 @@ GARBAGE = [
     ("order", b"<doc><ok/></doc>", "<id> is '', not a whole number"),
     (
         "services",
-        b"<doc><elem><id>1</id><pricelist>5</pricelist><period>1</period><status>2</status>"
+        b"<doc><elem><id>1</id><pricelist_id>5</pricelist_id><period>1</period><status>2</status>"
         b"<expiredate>next week</expiredate></elem></doc>",
         "'next week' is not a date",
     ),
@@ -318,7 +318,7 @@ GARBAGE = [
     (
         "tariffs",
         b"<doc><pricelist><id>5</id><addon><id>11</id><intname>ram</intname>"
-        b"<addontype>2</addontype><value>lots</value></addon></pricelist></doc>",
+        b"<addontype>2</addontype><addonlimit>lots</addonlimit></addon></pricelist></doc>",
         "'lots', not a whole number",
     ),
     ("service", b"<doc><id>1</id><addon_ram>2048</addon_ram></doc>", "<addon_ram>"),

@@ -53,7 +53,7 @@ def test_auth_order_and_event_feed_work_over_a_socket(base_url, http):
     service_id = ordered.json()["doc"]["id"]["$"]
 
     feed = http.get(url, params={"func": "itemevent", "out": "json", "auth": sid}, timeout=5)
-    event = feed.json()["doc"]["elem"]
+    (event,) = feed.json()["doc"]["elem"]
     assert (event["type"]["$"], event["item"]["$"], event["remoteid"]["$"]) == (
         "open",
         service_id,

@@ -40,7 +40,6 @@ from tests.end_to_end import (
     assert_invariants,
     crash_at,
     digest,
-    fast_advance,
     harness,
     restart_engine,
 )
@@ -460,7 +459,7 @@ class ResellingMachine(RuleBasedStateMachine):
         until = self.h.now + duration
         for _ in range(20):
             try:
-                fast_advance(self.h, until)
+                self.h.advance(until)  # the harness skips the idle ticks itself
                 return
             except (Crash, EngineDied) as crash:
                 event(f"wait: the engine died at {crash}")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from scenarios.harness import SocketServer
+from simulator.server import LocalServer
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # CI runs as root on a closed network: no sandbox, and nothing that reaches out.
@@ -40,7 +40,9 @@ def missing_browser() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Package, not session: Playwright's sync API keeps its asyncio loop running in this thread
+# while it is open, so a later test's `asyncio.run` (the httpx mock's) would be refused.
+@pytest.fixture(scope="package")
 def browser():
     problem = missing_browser()
     if problem:
@@ -89,7 +91,7 @@ def shoot():
 
 
 def close_tabs(browser) -> None:
-    """Close every tab first: a server's loop ends only once their keep-alive connections do."""
+    """Close every tab first, so no page goes on polling a server as it closes."""
     for context in browser.contexts:
         context.close()
 
@@ -100,7 +102,7 @@ def serve(browser):
     servers = []
 
     def start(app) -> str:
-        servers.append(SocketServer(app))
+        servers.append(LocalServer(app))
         return servers[-1].url
 
     yield start

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from flask import jsonify, request
 
 from simulator.app import create_app
+from simulator.clock import Clock
 from simulator.world import seller_from_world
 from tests.conftest import START
 
@@ -178,14 +180,17 @@ def test_staff_buttons_and_top_up_act_on_the_seller(page, expect, serve, world, 
     shoot(page, "seller-staff-buttons")
 
 
-def test_clock_shows_the_mode_and_speed_the_simulator_reports(page, expect, serve, world):
-    app = create_app(seller_from_world(world, START))
-
-    @app.after_request
-    def sped_up(response):  # a stand-in for a clock running at 60 simulated seconds a second
-        if request.path == "/_sim/clock" and request.method == "GET":
-            response.set_data(response.get_data().replace(b"{", b'{"mode":"real","speed":60,', 1))
-        return response
+@pytest.mark.parametrize(
+    ("mode", "speed", "shown"),
+    [("manual", None, "manual"), ("real", None, "real"), ("speed", 60, "speed ×60")],
+)
+def test_clock_shows_the_mode_and_speed_the_simulator_runs_at(
+    page, expect, serve, world, shoot, mode, speed, shown
+):
+    app = create_app(seller_from_world(world, START), clock=Clock(mode, speed))
 
     open_dashboard(page, serve(app))
-    expect(page.locator("#clock-mode")).to_have_text("real ×60")
+
+    expect(page.locator("#clock-mode")).to_have_text(shown)
+    if mode == "speed":
+        shoot(page, "clock-sped-up")

@@ -1,0 +1,98 @@
+"""The pytest plugin (entry point `pytest11`): fixtures `billmanager` and `mock_billmanager`.
+
+`billmanager` is a fresh simulated seller for each test: served on a loopback port (one
+server per test session, so per xdist worker, with a new seller per test) unless the test
+asks for it in-process, by `@pytest.mark.billmanager(in_process=True)` or by the fixture
+parameter (`@pytest.mark.parametrize("billmanager", ["socket", "in_process"], indirect=True)`).
+`mock_billmanager` is always in-process, routing `requests` and `httpx` calls to its URL.
+The marker also gives the world: `@pytest.mark.billmanager(world={...} or "file.yaml")`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+MARKER = "billmanager"
+OPTIONS = ("world", "in_process", "url", "start", "seed")
+MODES = ("socket", "in_process")
+
+
+def pytest_configure(config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(world=None, *, in_process=False, url=None, start=None, seed=0): the simulated "
+        "BILLmanager that the billmanager and mock_billmanager fixtures give this test",
+    )
+
+
+def _options(request) -> dict:
+    """The marker's options, the closest marker winning; a misspelt one is refused by name."""
+    options: dict = {}
+    for marker in reversed(list(request.node.iter_markers(MARKER))):
+        if len(marker.args) > 1:
+            raise pytest.UsageError(f"@pytest.mark.{MARKER} takes one positional argument, world")
+        given = dict(zip(["world"], marker.args, strict=False)) | marker.kwargs
+        unknown = sorted(set(given) - set(OPTIONS))
+        if unknown:
+            raise pytest.UsageError(
+                f"@pytest.mark.{MARKER}: unknown option {unknown[0]!r}; expected one of "
+                + ", ".join(OPTIONS)
+            )
+        options |= given
+    world = options.get("world")
+    if isinstance(world, str | Path) and not Path(world).is_absolute():
+        beside_test = Path(request.node.path).parent / world
+        options["world"] = beside_test if beside_test.exists() else Path(world)
+    return options
+
+
+@pytest.fixture(scope="session")
+def billmanager_server():
+    """One simulator served on a free loopback port for the session (each xdist worker its own)."""
+    from simulator.app import create_app
+    from simulator.server import LocalServer
+
+    with LocalServer(create_app(), threads=8) as server:
+        yield server
+
+
+@pytest.fixture
+def billmanager(request):
+    """A fresh simulated BILLmanager for this test: a `SellerSide` with `.url` and `.api_url`."""
+    from bmsim.mock import DEFAULT_URL, MockBillmanager
+    from simulator.side import SocketSide
+
+    options = _options(request)
+    mode = getattr(request, "param", "in_process" if options.get("in_process") else "socket")
+    if mode not in MODES:
+        raise pytest.UsageError(f"billmanager: expected a parameter in {MODES}, got {mode!r}")
+    world = dict(world=options.get("world"), start=options.get("start"))
+    world["seed"] = options.get("seed", 0)
+    if mode == "in_process":
+        with MockBillmanager(options.get("url") or DEFAULT_URL, **world) as mock:
+            yield mock
+        return
+    if options.get("url"):
+        raise pytest.UsageError(f"@pytest.mark.{MARKER}(url=...) is for an in-process simulator")
+    server = request.getfixturevalue("billmanager_server")
+    state = server.app.extensions["simulator"]
+    state.state_dir = request.getfixturevalue("tmp_path") / "snapshots"  # this test's alone
+    with SocketSide(server.url) as served:
+        served.load(world["world"], start=world["start"], seed=world["seed"])
+        yield served
+    state.state_dir = None
+
+
+@pytest.fixture(name="mock_billmanager")
+def mock_billmanager_fixture(request):
+    """`mock_billmanager(url)` started for this test; `url` and `world` from the marker."""
+    from bmsim.mock import DEFAULT_URL, MockBillmanager
+
+    options = _options(request)
+    url = options.get("url") or DEFAULT_URL
+    with MockBillmanager(
+        url, options.get("world"), start=options.get("start"), seed=options.get("seed", 0)
+    ) as mock:
+        yield mock

@@ -1,0 +1,389 @@
+"""BILLmanager replies: one document model, rendered in every `out` format the simulator speaks.
+
+A function builds a `Document`: a `<doc>` tree of elements and the kind of reply it is (a list,
+a form, the result of an action, plain data or an error). `render` turns it into bytes:
+
+- `xml` (the default; `devel` is the same) as BILLmanager writes it;
+- `json`, `sjson`, `xjson`: BILLmanager's XML-to-JSON mapping under `{"doc": ...}` (`$` text,
+  `$attr` attributes, repeated elements as arrays; `elem`, `list`, `slist` and `val` always
+  arrays, even alone; another lone element an object);
+- `bjson` (BILLmanager 6): no `doc` wrapper; list rows and form fields (under `model`) as plain
+  strings with an attribute as `<field>_<attr>`; results such as a new id as `{"v": ...}`;
+- `ajax` (no `out`, `sfrom=ajax`, as the web UI asks): rows under `content`, each cell
+  `{"v": ...}`; results and errors as `message`.
+
+An attribute whose name starts with `_` is for renderers only: `_label` is the text a cell shows
+where the format shows labels (bjson, ajax) rather than the raw value (XML, JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from xml.etree import ElementTree as ET
+
+LIST, FORM, ACTION, DATA, ERROR = "list", "form", "action", "data", "error"
+ALWAYS_LISTS = frozenset({"elem", "list", "slist", "val"})
+
+
+class Document:
+    """What a function answers, before it is rendered: a `<doc>` tree and its kind."""
+
+    __slots__ = ("root", "kind")
+
+    def __init__(self, kind: str, children=()):
+        self.root = el("doc", children=children)
+        self.kind = kind
+
+    def add(self, *children: ET.Element) -> Document:
+        self.root.extend(children)
+        return self
+
+    def has(self, tag: str) -> bool:
+        return self.root.find(tag) is not None
+
+    def __repr__(self) -> str:
+        return f"Document({self.kind!r}, {to_xml(self.root)[39:]!r})"
+
+
+def el(tag: str, text=None, attrs: dict | None = None, children=()) -> ET.Element:
+    """An element with optional text, attributes (None values dropped) and children."""
+    if attrs:
+        element = ET.Element(tag, {k: str(v) for k, v in attrs.items() if v is not None})
+    else:
+        element = ET.Element(tag)
+    if text is not None:
+        element.text = str(text)
+    if children:
+        element.extend(children)
+    return element
+
+
+def fields(**values) -> list[ET.Element]:
+    """One child element per keyword (None values left out), for list rows and forms."""
+    elements = []
+    for name, value in values.items():
+        if value is not None:
+            element = ET.Element(name)
+            element.text = str(value)
+            elements.append(element)
+    return elements
+
+
+def shown(tag: str, value, label, **attrs) -> ET.Element:
+    """A cell whose raw `value` XML and JSON show, and whose `label` bjson and ajax show."""
+    return el(tag, value, {**attrs, "_label": label})
+
+
+def slist(name: str, values) -> ET.Element:
+    """A select: `values` are (key, label) pairs or (key, label, {attrs}) triples."""
+    return el(
+        "slist",
+        attrs={"name": name},
+        children=[el("val", v[1], {"key": v[0], **(v[2] if len(v) > 2 else {})}) for v in values],
+    )
+
+
+def named_list(name: str, rows) -> ET.Element:
+    """A named sub-list of a form (`<list name=...><elem>...</elem></list>`)."""
+    return el("list", attrs={"name": name}, children=[el("elem", children=r) for r in rows])
+
+
+def form(*children: ET.Element) -> Document:
+    return Document(FORM, children)
+
+
+def data(*children: ET.Element) -> Document:
+    return Document(DATA, children)
+
+
+def action(*children: ET.Element) -> Document:
+    """The result of an action that succeeded: `<ok/>` and whatever else it reports."""
+    return Document(ACTION, (el("ok"), *children))
+
+
+def rows(elems, **meta) -> Document:
+    """A list: one `<elem>` per row (each a list of cells), then its metadata (`p_elems`...)."""
+    document = Document(LIST, [el("elem", children=cells) for cells in elems])
+    return document.add(*fields(**meta))
+
+
+def error(type: str, object: str, msg: str, params: dict | None = None) -> Document:
+    """`doc.error` as BILLmanager gives it: type, object, params and a message."""
+    children = []
+    if object:
+        children.append(el("param", object, {"name": "object", "type": "msg", "msg": object}))
+    children += [el("param", value, {"name": name}) for name, value in (params or {}).items()]
+    children.append(el("msg", msg))
+    return Document(
+        ERROR,
+        [el("error", attrs={"type": type, "object": object, "lang": "en"}, children=children)],
+    )
+
+
+# -- XML ---------------------------------------------------------------------------------------
+
+
+def to_xml(root: ET.Element) -> bytes:
+    """The document as bytes, as `ET.tostring(root, encoding="utf-8")` writes it.
+
+    Written here because ElementTree's serializer, in pure Python, took most of a call's time;
+    attributes for renderers only (`_label`) are left out.
+    """
+    parts: list[str] = []
+    _write(root, parts.append)
+    body = "".join(parts).encode("utf-8", "xmlcharrefreplace")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+
+
+def _write(element: ET.Element, write) -> None:
+    write("<" + element.tag)
+    for name, value in element.items():
+        if name[0] != "_":
+            write(f' {name}="{_escape_attribute(value)}"')
+    if element.text or len(element):
+        write(">")
+        if element.text:
+            write(_escape_text(element.text))
+        for child in element:
+            _write(child, write)
+        write(f"</{element.tag}>")
+    else:
+        write(" />")
+    if element.tail:
+        write(_escape_text(element.tail))
+
+
+# Characters XML 1.0 cannot carry at all, even escaped: most controls, lone surrogates.
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _escape_text(text: str) -> str:
+    if NOT_XML.search(text):
+        text = NOT_XML.sub("\ufffd", text)
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+ATTRIBUTE_ESCAPES = (('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))
+
+
+def _escape_attribute(value: str) -> str:
+    value = _escape_text(value)
+    for char, entity in ATTRIBUTE_ESCAPES:
+        if char in value:
+            value = value.replace(char, entity)
+    return value
+
+
+# -- JSON (json, sjson, xjson) -----------------------------------------------------------------
+
+
+def to_mapping(element: ET.Element) -> dict:
+    """BILLmanager's XML-to-JSON mapping: `$` text, `$attr` attributes, repeats as lists."""
+    node: dict = {f"${name}": value for name, value in element.attrib.items() if name[0] != "_"}
+    text = element.text
+    if text is not None and (text.strip() != "" or not len(element)):
+        node["$"] = text
+    for child in element:
+        value = to_mapping(child)
+        tag = child.tag
+        if tag in node:
+            existing = node[tag]
+            if isinstance(existing, list):
+                existing.append(value)
+            else:
+                node[tag] = [existing, value]
+        elif tag in ALWAYS_LISTS:
+            node[tag] = [value]
+        else:
+            node[tag] = value
+    return node
+
+
+def _dump(value) -> bytes:
+    # `replace` only guards: input with lone surrogates is refused before any function runs
+    return json.dumps(value, ensure_ascii=False).encode("utf-8", "replace")
+
+
+def to_json(document: Document, context: dict) -> bytes:
+    return _dump({"doc": to_mapping(document.root)})
+
+
+# -- bjson and ajax ----------------------------------------------------------------------------
+
+
+def _cell_text(cell: ET.Element) -> str:
+    label = cell.get("_label")
+    return label if label is not None else (cell.text or "")
+
+
+def _attributes(element: ET.Element, skip=()) -> dict:
+    return {k: v for k, v in element.attrib.items() if k[0] != "_" and k not in skip}
+
+
+def _put(node: dict, key: str, value) -> None:
+    """Set `key`, turning a repeated key into a list of its values."""
+    if key not in node:
+        node[key] = value
+    elif isinstance(node[key], list):
+        node[key].append(value)
+    else:
+        node[key] = [node[key], value]
+
+
+def _flat(element: ET.Element) -> dict:
+    """A list row or a form's fields as plain strings; an attribute `a` of `f` as `f_a`.
+
+    A `<param name="x">` stands for the field it names.
+    """
+    row: dict = {}
+    for cell in element:
+        if cell.tag == "param" and cell.get("name"):
+            _put(row, cell.get("name"), cell.text or "")
+            continue
+        _put(row, cell.tag, _bmap(cell) if len(cell) else _cell_text(cell))
+        for name, value in _attributes(cell).items():
+            row[f"{cell.tag}_{name}"] = value
+    return row
+
+
+def _bmap(element: ET.Element):
+    """Plain data in bjson: a bare leaf is its text; otherwise attributes, children and `v`."""
+    attrs = _attributes(element)
+    if not len(element) and not attrs:
+        return _cell_text(element)
+    node: dict = dict(attrs)
+    if element.text and element.text.strip():
+        node["v"] = _cell_text(element)
+    for child in element:
+        _put(node, child.tag, _bmap(child))
+    return node
+
+
+def _vmap(element: ET.Element) -> dict:
+    """A result in bjson: every value as `{"v": ...}`, nested results as objects."""
+    node: dict = _attributes(element)
+    if not len(element):
+        node["v"] = _cell_text(element)
+        return node
+    for child in element:
+        _put(node, child.tag, _vmap(child))
+    return node
+
+
+def _selects(element: ET.Element) -> list[dict]:
+    return [{"k": v.get("key", ""), "v": v.text or "", **_attributes(v, ("key",))} for v in element]
+
+
+def _b_form(root: ET.Element, out: dict) -> dict:
+    model: dict = {}
+    for child in root:
+        if child.tag == "slist":
+            out.setdefault("slist", {})[child.get("name", "")] = _selects(child)
+        elif child.tag == "list":
+            out.setdefault("list", {})[child.get("name", "")] = [
+                _flat(e) for e in child.findall("elem")
+            ]
+        elif child.tag == "ok":
+            out["ok"] = {"v": child.text or ""}
+        else:
+            model.update(_flat(el("row", children=[child])))
+    out["model"] = model
+    return out
+
+
+def to_bjson(document: Document, context: dict) -> bytes:
+    root, kind = document.root, document.kind
+    out: dict = {"func": context.get("func", "")}
+    if kind == LIST:
+        out["elem"] = []
+        for child in root:
+            if child.tag == "elem":
+                out["elem"].append(_flat(child))
+            else:
+                out[child.tag] = _cell_text(child)
+    elif kind == FORM:
+        _b_form(root, out)
+    elif kind == ACTION:
+        for child in root:
+            _put(out, child.tag, _vmap(child))
+    else:
+        for child in root:
+            _put(out, child.tag, _bmap(child))
+    return _dump(out)
+
+
+def _ajax_cell(cell: ET.Element) -> dict:
+    return {"v": _cell_text(cell), **_attributes(cell)}
+
+
+def to_ajax(document: Document, context: dict) -> bytes:
+    root, kind = document.root, document.kind
+    if kind == LIST:
+        out: dict = {"func": context.get("func", ""), "content": []}
+        for child in root:
+            if child.tag == "elem":
+                out["content"].append({cell.tag: _ajax_cell(cell) for cell in child})
+            else:
+                out[child.tag] = _cell_text(child)
+        return _dump(out)
+    if kind == ERROR:
+        problem = root.find("error")
+        msg = problem.findtext("msg") or ""
+        keys = context.get("elids") or [problem.get("object") or problem.get("type", "")]
+        return _dump(
+            {
+                "func": context.get("func", ""),
+                "message": [{"status": "error", "type": problem.get("type", ""), "msg": msg}],
+                "warning": {key: {"msg": msg} for key in keys},
+                "error": _bmap(problem),
+            }
+        )
+    if kind == ACTION:
+        out = {"func": context.get("func", ""), "message": [{"status": "ok"}]}
+        for child in root:
+            _put(out, child.tag, _vmap(child))
+        return _dump(out)
+    return to_bjson(document, context)
+
+
+def _xml(document: Document, context: dict) -> bytes:
+    return to_xml(document.root)
+
+
+XML_TYPE, JSON_TYPE = "text/xml", "application/json"
+FORMATS = {
+    "xml": (_xml, XML_TYPE),
+    "devel": (_xml, XML_TYPE),
+    "json": (to_json, JSON_TYPE),
+    "sjson": (to_json, JSON_TYPE),
+    "xjson": (to_json, JSON_TYPE),
+    "bjson": (to_bjson, JSON_TYPE),
+    "ajax": (to_ajax, JSON_TYPE),
+}
+# An `out` the simulator does not speak is refused in this format: a JSON client can read it,
+# and an XML client fails loudly rather than parse an error as the document it asked for.
+REFUSAL_FORMAT = "json"
+
+
+def format_of(params: dict) -> tuple[str, str | None]:
+    """The format a request asks for, and the `out` it sent if that is one not spoken."""
+    out = params.get("out")
+    if out is None or out == "":
+        return ("ajax" if params.get("sfrom") == "ajax" else "xml"), None
+    out = str(out)
+    if out in FORMATS and out != "ajax":
+        return out, None
+    return REFUSAL_FORMAT, out
+
+
+def render(document: Document, name: str, context: dict) -> tuple[bytes, str]:
+    """The document in format `name` (a key of FORMATS), and its content type."""
+    renderer, mimetype = FORMATS[name]
+    return renderer(document, context), mimetype

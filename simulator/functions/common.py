@@ -1,0 +1,140 @@
+"""What several families show the same way: dates, periods, statuses, costs, paged lists."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from decimal import Decimal
+from xml.etree import ElementTree as ET
+
+from simulator.formats import Document, el, rows, shown
+from simulator.functions.table import Call, whole_number
+from simulator.model import (
+    ACTIVE,
+    DATACENTERS,
+    DAY,
+    DELETED,
+    ORDERED,
+    SUSPENDED,
+    TRIAL,
+    Seller,
+    SellerError,
+    Service,
+    Tariff,
+)
+
+STATUS_LABELS = {ORDERED: "Ordered", ACTIVE: "Active", SUSPENDED: "Suspended", DELETED: "Deleted"}
+STATUS_COLORS = {ORDERED: "orange", ACTIVE: "green", SUSPENDED: "red", DELETED: "gray"}
+PERIOD_LABELS = {
+    1: "monthly",
+    3: "quarterly",
+    6: "semi-annual",
+    12: "annual",
+    24: "biennial",
+    36: "triennial",
+}
+
+
+def date(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d") if when else ""
+
+
+def stamp(when: datetime | None) -> str:
+    return when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
+
+
+def money(amount: Decimal) -> str:
+    return f"{amount:.2f}"
+
+
+def period_label(period: int) -> str:
+    if period > 0:
+        return PERIOD_LABELS.get(period, f"{period} months")
+    return {DAY: "daily", TRIAL: "trial"}.get(period, "lifetime")
+
+
+def period_element(period: int, cost: Decimal) -> ET.Element:
+    """`<period cost=... type=... length=...>` as pricelist.export shows a price."""
+    if period > 0:
+        kind, length = "month", period
+    else:
+        kind, length = {DAY: ("day", 1), TRIAL: ("trial", 1)}.get(period, ("lifetime", 0))
+    return el("period", period_label(period), {"cost": cost, "type": kind, "length": length})
+
+
+def status_cell(service: Service) -> ET.Element:
+    """`item_status`: its code as XML and JSON read it, its label where bjson and ajax show it."""
+    label = STATUS_LABELS[service.status]
+    return shown(
+        "item_status",
+        service.status,
+        label,
+        orig=service.status,
+        color=STATUS_COLORS[service.status],
+    )
+
+
+def monthly_cost(seller: Seller, service: Service) -> str:
+    """The `cost` column: what the service costs a month (or its period, if not in months)."""
+    tariff = seller.tariffs[service.tariff]
+    price = tariff.price_for(service.period, service.addons)
+    if service.period > 0:
+        return f"{money(price / service.period)} {seller.currency} / month"
+    return f"{money(price)} {seller.currency} / {period_label(service.period)}"
+
+
+def item_cost(seller: Seller, service: Service) -> str:
+    tariff = seller.tariffs[service.tariff]
+    return f"{tariff.price_for(service.period, service.addons):.4f}"
+
+
+def datacenter_name(tariff: Tariff) -> str:
+    return DATACENTERS.get(tariff.datacenter, "")
+
+
+def autoprolong_text(service: Service) -> str:
+    return str(service.autoprolong) if service.autoprolong else "off"
+
+
+def os_family(template: str) -> str:
+    """The family an OS template belongs to (`$valuegroup`): `debian` for `debian-12`."""
+    name = template.rsplit("__", 1)[-1]
+    match = re.match(r"[A-Za-z]+", name)
+    return match.group(0).lower() if match else "other"
+
+
+def listing(call: Call, cells: list[list[ET.Element]]) -> Document:
+    """A list with its metadata, paged only when the client sends `p_cnt` or `p_num`."""
+    total = len(cells)
+    page = call.page()
+    if page is None:
+        return rows(cells, p_elems=total, p_num=1, p_cnt=max(total, 1))
+    start, count = page
+    return rows(cells[start : start + count], p_elems=total, p_num=start // count + 1, p_cnt=count)
+
+
+def service_of(call: Call, elid: str | None = None) -> Service:
+    """The caller's service named by `elid` (of the function's type, where it has one)."""
+    return call.seller.service_of(call.account, elid or call["elid"], call.type)
+
+
+def autoprolong_period(call: Call, raw: str | None, default_period: int | None = None) -> int:
+    """`autoprolong` as a period code: off (`null`, `off`, `0`) is 0; `on` the service's own."""
+    if raw is None or raw in ("off", "0"):
+        return 0
+    if raw == "on":
+        if default_period is None:
+            raise SellerError("value", "autoprolong", "autoprolong=on needs a period")
+        return default_period
+    return whole_number(raw, "autoprolong")
+
+
+def tariff_named(seller: Seller, tariff_id: int | None, type: str | None) -> Tariff:
+    tariff = seller.tariffs.get(tariff_id) if tariff_id is not None else None
+    if tariff is None or (type and tariff.type != type):
+        raise SellerError("value", "pricelist", f"no {type or 'such'} tariff {tariff_id}")
+    return tariff
+
+
+def price_text(seller: Seller, tariff: Tariff, period: int) -> str:
+    return f"{money(tariff.prices[period])} {seller.currency} / {period_label(period)}"

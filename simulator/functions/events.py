@@ -1,0 +1,42 @@
+"""The event feed the reseller polls (`func=itemevent`; its real name is not public)."""
+
+from __future__ import annotations
+
+from xml.etree import ElementTree as ET
+
+from simulator.formats import el, fields, rows
+from simulator.functions.common import date, stamp
+from simulator.functions.table import Call, declare
+from simulator.model import Event
+
+
+def event_row(event: Event) -> list[ET.Element]:
+    return fields(
+        id=event.id,
+        type=event.type,
+        item=event.service,
+        remoteid=event.remoteid,
+        status=event.status,
+        expiredate=date(event.expires),
+        name=event.name,
+        value=event.value,
+        date=stamp(event.date),
+    ) + [el("ip", ip) for ip in event.ips]
+
+
+@declare("itemevent")
+def itemevent(call: Call):
+    """Every pending event of the caller, which the read takes off the feed.
+
+    Paged (`p_cnt`, `p_num`), a read takes only the events of its page.
+    """
+    total = len(call.seller.feeds[call.account.login])
+    page = call.page()
+    if page is None:
+        events = call.seller.read_events(call.account)
+        return rows([event_row(e) for e in events], p_elems=total, p_num=1, p_cnt=max(total, 1))
+    start, count = page
+    events = call.seller.read_events(call.account, start, count)
+    return rows(
+        [event_row(e) for e in events], p_elems=total, p_num=start // count + 1, p_cnt=count
+    )

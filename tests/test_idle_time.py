@@ -1,0 +1,105 @@
+"""Idle time is free: a `wait` jumps over cron ticks at which nothing can happen on either
+side, and ends exactly where a tick-by-tick run ends."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+import pytest
+
+from scenarios.harness import Harness
+from tests.end_to_end import RESELLER, SELLER_WORLD, START
+
+DAY = timedelta(days=1)
+
+
+def story(skip_idle: bool, http: bool = False) -> Harness:
+    """Seven weeks of services that set up late, by hand, expire unpaid or are prolonged."""
+    h = Harness(SELLER_WORLD, RESELLER, START, skip_idle=skip_idle, http=http)
+    h.engine.import_tariff("seller", 5, h.now)
+    h.engine.import_tariff("seller", 7, h.now)
+    h.engine.import_tariff("seller", 8, h.now)
+    kept = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12", autoprolong=True)
+    h.engine.order("alice", "8-web-1", 1, h.now)  # set up after 10 minutes, expires unpaid
+    by_hand = h.engine.order("bob", "7-vds-m", 1, h.now, ostempl="debian-12")
+    h.wait(timedelta(days=12))
+    # ordered mid-story, between two waits: its set-up 10 minutes later must not be skipped
+    h.engine.order("bob", "8-web-1", 1, h.now)
+    h.wait(timedelta(hours=2))
+    h.control.post("/actions/activate", {"service": h.store.item(by_hand).remote_id})
+    h.wait(timedelta(days=22))
+    h.engine.change_status(kept, "suspend", h.now)
+    h.wait(timedelta(days=3, hours=7, minutes=3))
+    h.control.post("/faults", {"kind": "drop_events", "times": 1})
+    h.control.post("/actions/resume", {"service": h.store.item(kept).remote_id})
+    h.wait(timedelta(days=12))
+    return h
+
+
+def outcome(h: Harness) -> tuple:
+    seller = h.seller
+    return (
+        h.now,
+        h.store.digest(),
+        [(e.event_id, e.applied) for e in h.store.applied_events()],
+        sorted(
+            (s.id, s.status, s.expires, s.remoteid, tuple(s.ips)) for s in seller.services.values()
+        ),
+        [(e.account, e.amount, e.reason, e.date) for e in seller.ledger],
+        {login: a.balance for login, a in seller.accounts.items()},
+    )
+
+
+def test_weeks_with_idle_stretches_skipped_end_as_they_end_tick_by_tick():
+    fast, slow = story(skip_idle=True), story(skip_idle=False)
+    try:
+        assert outcome(fast) == outcome(slow)
+        assert fast.idle_polls_skipped > 10_000  # most of seven weeks' 14,000 polls
+        assert slow.idle_polls_skipped == 0
+    finally:
+        fast.close()
+        slow.close()
+
+
+def test_the_daily_reconcile_still_runs_at_the_first_tick_of_each_day():
+    h = Harness(SELLER_WORLD, RESELLER, START)
+    try:
+        h.engine.import_tariff("seller", 5, h.now)
+        item = h.engine.order("alice", "5-vds-1", 12, h.now, ostempl="debian-12")
+        h.wait(timedelta(minutes=5))
+        h.control.post("/faults", {"kind": "drop_events", "times": 1})
+        h.control.post("/actions/suspend", {"service": h.store.item(item).remote_id})
+        h.wait(timedelta(hours=23, minutes=54))  # up to 23:59: the event was dropped
+        assert h.store.item(item).status_name == "active"
+        h.wait(timedelta(minutes=2))  # 00:01: the 00:00 tick reconciled
+        assert h.store.item(item).status_name == "suspended"
+        assert h.idle_polls_skipped > 250
+    finally:
+        h.close()
+
+
+def test_the_call_log_between_the_two_sides_says_how_many_idle_polls_were_skipped():
+    h = Harness(SELLER_WORLD, RESELLER, START)
+    try:
+        h.engine.import_tariff("seller", 5, h.now)
+        h.wait(timedelta(hours=3))
+        assert any("idle polls skipped" in line for line in h.recent_calls(20))
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize(
+    "http, years", [(False, 10), (True, 1)], ids=["in-process", "over a socket"]
+)
+def test_idle_years_of_one_service_take_seconds(http, years):
+    h = Harness(SELLER_WORLD, RESELLER, START, http=http)
+    try:
+        h.engine.import_tariff("seller", 8, h.now)
+        h.engine.order("alice", "8-web-1", 0, h.now)  # a lifetime service: nothing ever due
+        started = time.perf_counter()
+        h.wait(timedelta(days=365 * years))
+        assert time.perf_counter() - started < 60  # a bound for a broken jump, not a benchmark
+        assert h.idle_polls_skipped > 100_000 * years
+    finally:
+        h.close()
