@@ -163,7 +163,7 @@ class Events(Job):
         """A status event completes every change awaiting the seller that asks for that
         status, whichever event brings it (a retry that found the work already done, by an
         earlier change or the seller's staff, has no event of its own); a deletion ends every
-        change the service awaits, since none can happen any more."""
+        change it can end (`Operation.ended_by_deletion`)."""
         reached = STATUS_AFTER[kind]
         completed = []
         operations = self.store.operations(item.id)
@@ -171,7 +171,7 @@ class Events(Job):
             if not operation.awaiting_seller:
                 continue
             if (
-                kind == CLOSE
+                (kind == CLOSE and operation.ended_by_deletion())
                 or operation.wants_status() == reached
                 or (operation.kind == OPEN and kind == OPEN)
                 or (operation.accepted and superseded(operation, operations))

@@ -472,6 +472,14 @@ class Operation:
         """The service status this operation asks for, if it is a status change."""
         return STATUS_WANTED.get(self.kind) if self.kind != OPEN else None
 
+    def ended_by_deletion(self) -> bool:
+        """Whether the service's deletion at the seller ends this operation: one the seller
+        accepted (nothing more will ever happen to the service), an order (the service was
+        made) or a deletion. Not a change whose outcome is unknown: the seller refuses every
+        change of a deleted service, so it may have done (and debited) nothing; its look-up
+        and retry settle it, with the seller's reason if it refuses."""
+        return self.accepted or self.kind in (OPEN, CLOSE)
+
     # -- transitions: each returns the operation after it, changing nothing in place ------
 
     def claim(self, owner: str, now: datetime) -> Operation:
@@ -579,8 +587,8 @@ class Operation:
         `overwritten` names add-ons a later accepted change set again. The one rule behind
         look-ups and reconcile.
         """
-        if seller.status == DELETED and self.kind != OPEN:
-            return True  # nothing more will ever happen to the service
+        if seller.status == DELETED and self.ended_by_deletion():
+            return True
         if self.kind == OPEN:
             return seller.status in (ACTIVE, SUSPENDED, DELETED)
         if self.kind == PROLONG:
