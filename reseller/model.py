@@ -59,6 +59,9 @@ POLL_LEASE = timedelta(minutes=1)
 # The status each status change asks for, and the status each seller event brings.
 STATUS_WANTED = {OPEN: ACTIVE, SUSPEND: SUSPENDED, RESUME: ACTIVE, CLOSE: DELETED}
 STATUS_AFTER = {"open": ACTIVE, "suspend": SUSPENDED, "resume": ACTIVE, "close": DELETED}
+# The change a status event presupposes: the seller suspends only an active service and resumes
+# only a suspended one.
+PRESUPPOSED = {"suspend": RESUME, "resume": SUSPEND}
 EVENT_KINDS = ("open", "suspend", "resume", "close", "expire", "addon", "param", "ip_add", "ip_del")
 # What the seller charges for, by the reason its ledger gives and the operation behind it.
 SELLER_DEBITS = {"order": OPEN, "prolong": PROLONG, "addon": SETPARAM}
@@ -471,6 +474,12 @@ class Operation:
     def wants_status(self) -> int | None:
         """The service status this operation asks for, if it is a status change."""
         return STATUS_WANTED.get(self.kind) if self.kind != OPEN else None
+
+    def presupposed_by(self, event: str) -> bool:
+        """Whether a status event shows this accepted change took effect, its own event lost:
+        a suspension after a resume the seller accepted (a resumption after a suspension) is
+        one the seller could make only once that change was done."""
+        return self.accepted and PRESUPPOSED.get(event) == self.kind
 
     def ended_by_deletion(self) -> bool:
         """Whether the service's deletion at the seller ends this operation: one the seller

@@ -507,6 +507,28 @@ def test_a_deleted_service_does_not_show_a_change_of_unknown_outcome_done(kind):
 
 
 @pytest.mark.parametrize(
+    ("kind", "event", "presupposed"),
+    [
+        (RESUME, "suspend", True),
+        (SUSPEND, "resume", True),
+        (RESUME, "resume", False),
+        (SUSPEND, "suspend", False),
+        (RESUME, "close", False),
+        (PROLONG, "suspend", False),
+    ],
+)
+def test_a_status_event_shows_done_the_accepted_change_the_seller_needed_before_it(
+    kind, event, presupposed
+):
+    """The seller suspends only an active service, resumes only a suspended one: its event
+    after a change it accepted shows that change took effect, its own event lost."""
+    accepted = sent(kind).accept(NOW)
+
+    assert accepted.presupposed_by(event) is presupposed
+    assert not sent(kind).presupposed_by(event)  # never accepted: it proves nothing
+
+
+@pytest.mark.parametrize(
     ("before", "expires", "shown"),
     [
         ("2026-02-01", date(2026, 3, 1), True),
