@@ -49,9 +49,9 @@ CHILD = "import sys; from tests.engine_process import main; sys.exit(main(sys.ar
 RACE_TRIALS = int(os.environ.get("PROCESS_RACE_TRIALS", "3"))
 KILLS = int(os.environ.get("PROCESS_KILLS", "6"))
 SEED = int(os.environ.get("PROCESS_SEED", "0"))
-# How long the slow seller takes over an order or a read of the feed: far below the engine's
-# 10-second timeout, far above the time the other process needs to get in the way.
-SLOW_SECONDS = 1.5
+# How many passes the retry job must make over an order held at the seller before it is let
+# through: each would send it again, were the claim not to keep it out.
+PASSES_WHILE_HELD = 3
 STATE_CHANGING = ("*.order.param", "*.edit", "*.suspend", "*.resume", "*.delete", "service.prolong")
 # How long every call that changes the seller's state, and every read of its feed, takes in
 # the kill test: a kill often lands while a call is out (after the engine committed that it
@@ -73,7 +73,9 @@ class SlowCall:
 
 class SlowSeller:
     """WSGI middleware before the simulator: a BILLmanager call whose `func` matches a glob of
-    `delays` waits that many seconds before the seller sees it, as a busy seller's would.
+    `delays` waits that many seconds before the seller sees it, as a busy seller's would; one
+    matching a glob of `holds` waits until the test lets it through (`hold`), so what the test
+    does meanwhile happens while the call is out however slow the machine.
 
     It counts the calls inside it, so a test can let the calls of a killed process finish (a
     lease outlives any call) before another engine takes over.
@@ -82,10 +84,22 @@ class SlowSeller:
     def __init__(self, app):
         self.app = app
         self.delays: dict[str, float] = {}
+        self.holds: dict[str, threading.Event] = {}
         self.slowed: list[SlowCall] = []
         self.arrived: list[str] = []  # the functions of the calls it holds back, as they come
         self.inside = 0
         self.lock = threading.Lock()
+
+    def hold(self, func: str) -> threading.Event:
+        """Hold every call of `func` (a glob) until the event returned is set."""
+        self.holds[func] = threading.Event()
+        return self.holds[func]
+
+    def release(self) -> None:
+        """Let every held call through, and hold no more."""
+        for gate in self.holds.values():
+            gate.set()
+        self.holds.clear()
 
     def __call__(self, environ, start_response):
         if not environ.get("PATH_INFO", "").endswith("billmgr"):
@@ -96,15 +110,18 @@ class SlowSeller:
         params.update(parse_qsl(body.decode("utf-8", "replace")))
         func = params.get("func", "")
         delay = next((s for glob, s in self.delays.items() if fnmatchcase(func, glob)), 0)
+        gate = next((g for glob, g in self.holds.items() if fnmatchcase(func, glob)), None)
         with self.lock:
             self.inside += 1
-            if delay:
+            if delay or gate:
                 self.arrived.append(func)
         try:
             start = time.time()
             time.sleep(delay)
+            if gate is not None:
+                gate.wait(READY_WITHIN)  # a test that never lets it through fails, not hangs
             reply = self.app(environ, start_response)  # Flask has answered whole by now
-            if delay:
+            if delay or gate:
                 with self.lock:
                     self.slowed.append(SlowCall(func, params.get("remoteid"), start, time.time()))
             return reply
@@ -114,10 +131,7 @@ class SlowSeller:
 
     def wait_for(self, func: str, timeout: float = READY_WITHIN) -> None:
         """Wait until a call of `func` is held back here: it has left the engine."""
-        deadline = time.monotonic() + timeout
-        while func not in self.arrived and time.monotonic() < deadline:
-            time.sleep(0.005)
-        assert func in self.arrived, f"no {func} call came"
+        assert wait_until(lambda: func in self.arrived, timeout), f"no {func} call came"
 
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until no call is inside: a dead process's last call has reached the seller."""
@@ -126,6 +140,16 @@ class SlowSeller:
         while self.inside and time.monotonic() < deadline:
             time.sleep(0.01)
         assert not self.inside, "a call to the seller never finished"
+
+
+def wait_until(condition, timeout: float = READY_WITHIN) -> bool:
+    """Whether `condition()` came true within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 @pytest.fixture
@@ -146,7 +170,8 @@ def slow(h) -> SlowSeller:
     """The served simulator behind a `SlowSeller` (Flask's own way to add WSGI middleware)."""
     middleware = SlowSeller(h.app.wsgi_app)
     h.app.wsgi_app = middleware
-    return middleware
+    yield middleware
+    middleware.release()  # a failed test's held calls end before the server stops
 
 
 class Processes:
@@ -254,9 +279,24 @@ def problems_after_drain(h: Harness) -> list[str]:
 # -- two processes, one order -----------------------------------------------------------------
 
 
-def race_for_an_order(h: Harness, processes: Processes, orderer: str, stop: Path) -> tuple:
-    """The retry job and an order started at one moment; the new item and the job's report."""
-    retry = processes.engine("retry_job", h, str(stop))
+def passes(progress: Path) -> int:
+    """How many passes the retry job has made (it writes the count after each)."""
+    try:
+        return int(progress.read_text() or 0)
+    except FileNotFoundError:
+        return 0
+
+
+def race_for_an_order(
+    h: Harness, slow: SlowSeller, processes: Processes, orderer: str, stop: Path
+) -> tuple:
+    """The retry job and an order started at one moment; the order is held at the seller
+    until the retry job has passed over it a few times (or the orderer, having lost the claim
+    to the job, has ended). The new item, the job's report, and whether they raced so."""
+    progress = stop.with_suffix(".passes")
+    gate = slow.hold("*.order.param")
+    arrived = len(slow.arrived)
+    retry = processes.engine("retry_job", h, str(stop), str(progress))
     if orderer == "cli":
         buyer = processes.start(
             "run.py", "reseller", "--db", h.db_path, "--now", h.now.isoformat(),
@@ -269,6 +309,12 @@ def race_for_an_order(h: Harness, processes: Processes, orderer: str, stop: Path
         processes.ready(retry)
         processes.ready(buyer)
         processes.go(retry, buyer)
+    assert wait_until(lambda: len(slow.arrived) > arrived), "no order reached the seller"
+    held_at = passes(progress)
+    raced = wait_until(
+        lambda: passes(progress) >= held_at + PASSES_WHILE_HELD or buyer.poll() is not None
+    )
+    gate.set()
     out, _ = processes.finish(buyer)
     stop.touch()
     job, _ = processes.finish(retry)
@@ -276,7 +322,7 @@ def race_for_an_order(h: Harness, processes: Processes, orderer: str, stop: Path
         item = int(out.split()[1].rstrip(":"))
     else:
         item = last_json(out)["item"]
-    return item, last_json(job)
+    return item, last_json(job), raced
 
 
 def test_two_processes_racing_for_one_order_against_a_slow_seller_send_it_once(
@@ -284,16 +330,17 @@ def test_two_processes_racing_for_one_order_against_a_slow_seller_send_it_once(
 ):
     h.engine.import_tariff("seller", 5, h.now)
     price = h.engine.tariff("5-vds-1").price_for(1, {})
-    slow.delays["*.order.param"] = SLOW_SECONDS
     for trial in range(RACE_TRIALS):
         orderer = ("engine", "cli")[trial % 2]
         balance = h.store.client("alice").balance
-        item, job = race_for_an_order(h, processes, orderer, tmp_path / f"stop-{trial}")
+        item, job, raced = race_for_an_order(
+            h, slow, processes, orderer, tmp_path / f"stop-{trial}"
+        )
         what = f"trial {trial} ({orderer} order, service {item})"
 
         sent = [c for c in slow.slowed if c.remoteid == str(item)]
         assert len(sent) == 1, f"{what}: {len(sent)} order calls reached the seller"
-        assert job["first"] < sent[0].end - SLOW_SECONDS / 2 < job["last"], (
+        assert raced and job["first"] < sent[0].start and sent[0].end < job["last"], (
             f"{what}: the retry job was not running while the order was at the seller"
         )
         calls = [
@@ -320,7 +367,6 @@ def test_two_processes_racing_for_one_order_against_a_slow_seller_send_it_once(
         assert operations[0].attempts == 1, f"{what}: {operations[0].attempts} attempts"
         assert h.store.item(item).remote_id == remotes[0]["id"], what
 
-    slow.delays.clear()
     found = problems_after_drain(h)
     assert not found, "\n".join(found)
     assert all(op.state == DONE for op in h.store.operations())
@@ -340,12 +386,16 @@ def test_two_processes_polling_one_module_at_once_apply_every_event_once(h, slow
     feed = [event.id for event in h.seller.feeds["reseller"]]
     assert len(feed) >= 7
     h.control.delete("/calls")
-    slow.delays["itemevent"] = SLOW_SECONDS
+    gate = slow.hold("itemevent")
 
     pollers = [processes.engine("checkevent", h, "seller") for _ in range(2)]
     for poller in pollers:
         processes.ready(poller)
     processes.go(*pollers)
+    slow.wait_for("itemevent")
+    # the feed's read held until the other poller has ended (or read the feed too)
+    wait_until(lambda: any(p.poll() is not None for p in pollers) or len(slow.arrived) > 1)
+    gate.set()
     reports = [last_json(processes.finish(poller)[0]) for poller in pollers]
 
     assert sorted(r["busy"] for r in reports) == [False, True], reports
@@ -358,7 +408,6 @@ def test_two_processes_polling_one_module_at_once_apply_every_event_once(h, slow
     assert not h.seller.feeds["reseller"]
     assert not h.store.pending_events(h.engine.module("seller").id)
 
-    slow.delays.clear()
     found = problems_after_drain(h)
     assert not found, "\n".join(found)
 
@@ -447,7 +496,7 @@ def test_an_engine_killed_while_the_seller_refuses_its_change_leaves_it_unaccept
     h.wait(timedelta(minutes=5))
     remote = h.store.item(item).remote_id
     h.control.post("/actions/delete", {"service": remote})
-    slow.delays[call] = SLOW_SECONDS
+    slow.hold(call)
 
     worker = processes.engine("change", h, change, str(item))
     processes.ready(worker)
@@ -457,8 +506,8 @@ def test_an_engine_killed_while_the_seller_refuses_its_change_leaves_it_unaccept
     out, err = (b.decode() for b in worker.communicate(timeout=30))
     assert PASSWORD not in out + err
     assert worker.returncode == -signal.SIGKILL, f"it ended by itself\n{out}\n{err[-3000:]}"
+    slow.release()
     slow.wait_idle()
-    slow.delays.clear()
     refused = [c for c in h.control.get("/calls")["calls"] if c["func"] == call][-1]
     assert refused["result"] == "value", refused  # the seller did nothing: the service is gone
 
@@ -479,7 +528,7 @@ def test_a_cli_checkevent_while_another_process_polls_says_it_skipped(h, slow, p
     module, as the daemon's own log does, rather than that the feed was empty."""
     h.engine.import_tariff("seller", 5, h.now)
     h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
-    slow.delays["itemevent"] = SLOW_SECONDS
+    slow.hold("itemevent")
     poller = processes.engine("checkevent", h, "seller")
     processes.ready(poller)
     processes.go(poller)
@@ -488,6 +537,7 @@ def test_a_cli_checkevent_while_another_process_polls_says_it_skipped(h, slow, p
         "run.py", "reseller", "--db", h.db_path, "--now", h.now.isoformat(), "checkevent", "seller"
     )
     out, _ = processes.finish(cli)
+    slow.release()
     polled = last_json(processes.finish(poller)[0])
     assert not polled["busy"] and polled["applied"] == 1, polled
     assert "another engine is polling this module" in out, out
@@ -510,7 +560,7 @@ def test_a_resume_whose_event_died_with_its_poll_settles_though_the_staff_suspen
         MANUAL,
         ACCEPTED,
     )
-    slow.delays["itemevent"] = SLOW_SECONDS
+    slow.hold("itemevent")
 
     poller = processes.engine("checkevent", h, "seller")
     processes.ready(poller)
@@ -518,8 +568,8 @@ def test_a_resume_whose_event_died_with_its_poll_settles_though_the_staff_suspen
     slow.wait_for("itemevent")
     os.kill(poller.pid, signal.SIGKILL)
     poller.communicate(timeout=30)
+    slow.release()
     slow.wait_idle()
-    slow.delays.clear()
     assert not h.seller.feeds["reseller"], "the seller kept the feed it handed to the dead engine"
     h.control.post("/actions/suspend", {"service": h.store.item(item).remote_id})
 
