@@ -170,8 +170,9 @@ class Events(Job):
     def _complete_status(self, item: Item, kind: str, now: datetime) -> list[int]:
         """A status event completes every change awaiting the seller that asks for that
         status, whichever event brings it (a retry that found the work already done, by an
-        earlier change or the seller's staff, has no event of its own); a deletion ends every
-        change the service awaits, since none can happen any more."""
+        earlier change or the seller's staff, has no event of its own), and the accepted change
+        it presupposes (`Operation.presupposed_by`); a deletion ends every change it can end
+        (`Operation.ended_by_deletion`)."""
         reached = STATUS_AFTER[kind]
         completed = []
         operations = self.store.operations_from_first_awaiting(item.id)
@@ -179,10 +180,11 @@ class Events(Job):
             if not operation.awaiting_seller:
                 continue
             if (
-                kind == CLOSE
+                (kind == CLOSE and operation.ended_by_deletion())
                 or operation.wants_status() == reached
                 or (operation.kind == OPEN and kind == OPEN)
                 or (operation.accepted and superseded(operation, operations))
+                or operation.presupposed_by(kind)
             ):
                 complete(self.store, operation, now)
                 completed.append(operation.id)

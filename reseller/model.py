@@ -59,6 +59,9 @@ POLL_LEASE = timedelta(minutes=1)
 # The status each status change asks for, and the status each seller event brings.
 STATUS_WANTED = {OPEN: ACTIVE, SUSPEND: SUSPENDED, RESUME: ACTIVE, CLOSE: DELETED}
 STATUS_AFTER = {"open": ACTIVE, "suspend": SUSPENDED, "resume": ACTIVE, "close": DELETED}
+# The change a status event presupposes: the seller suspends only an active service and resumes
+# only a suspended one.
+PRESUPPOSED = {"suspend": RESUME, "resume": SUSPEND}
 EVENT_KINDS = ("open", "suspend", "resume", "close", "expire", "addon", "param", "ip_add", "ip_del")
 # What the seller charges for, by the reason its ledger gives and the operation behind it.
 SELLER_DEBITS = {"order": OPEN, "prolong": PROLONG, "addon": SETPARAM}
@@ -472,6 +475,20 @@ class Operation:
         """The service status this operation asks for, if it is a status change."""
         return STATUS_WANTED.get(self.kind) if self.kind != OPEN else None
 
+    def presupposed_by(self, event: str) -> bool:
+        """Whether a status event shows this accepted change took effect, its own event lost:
+        a suspension after a resume the seller accepted (a resumption after a suspension) is
+        one the seller could make only once that change was done."""
+        return self.accepted and PRESUPPOSED.get(event) == self.kind
+
+    def ended_by_deletion(self) -> bool:
+        """Whether the service's deletion at the seller ends this operation: one the seller
+        accepted (nothing more will ever happen to the service), an order (the service was
+        made) or a deletion. Not a change whose outcome is unknown: the seller refuses every
+        change of a deleted service, so it may have done (and debited) nothing; its look-up
+        and retry settle it, with the seller's reason if it refuses."""
+        return self.accepted or self.kind in (OPEN, CLOSE)
+
     # -- transitions: each returns the operation after it, changing nothing in place ------
 
     def claim(self, owner: str, now: datetime) -> Operation:
@@ -579,8 +596,8 @@ class Operation:
         `overwritten` names add-ons a later accepted change set again. The one rule behind
         look-ups and reconcile.
         """
-        if seller.status == DELETED and self.kind != OPEN:
-            return True  # nothing more will ever happen to the service
+        if seller.status == DELETED and self.ended_by_deletion():
+            return True
         if self.kind == OPEN:
             return seller.status in (ACTIVE, SUSPENDED, DELETED)
         if self.kind == PROLONG:

@@ -486,10 +486,46 @@ def test_a_status_change_is_shown_done_by_the_status_it_asks_for(kind, status, s
 
 
 @pytest.mark.parametrize("kind", [k for k in KINDS if k != OPEN])
-def test_a_deleted_service_ends_every_change_but_an_order_since_nothing_more_can_happen(kind):
-    change = sent(kind, before="2026-03-01", addons={"backup": "on"})
+def test_a_deleted_service_ends_every_change_the_seller_accepted_since_nothing_more_can_happen(
+    kind,
+):
+    change = sent(kind, before="2026-03-01", addons={"backup": "on"}).accept(NOW)
 
     assert change.shown_done_by(service(DELETED, expires=date(2026, 3, 1)), TARIFF)
+
+
+@pytest.mark.parametrize("kind", [PROLONG, SETPARAM, SUSPEND, RESUME])
+def test_a_deleted_service_does_not_show_a_change_of_unknown_outcome_done(kind):
+    """The seller refuses every change of a deleted service: one whose reply was lost may
+    never have been done (nor debited), so only its own work can show it."""
+    change = sent(kind, before="2026-03-01", addons={"backup": "on"})
+    deleted = service(DELETED, expires=date(2026, 3, 1), addons={12: "off"})
+
+    assert not change.ended_by_deletion()
+    assert not change.shown_done_by(deleted, TARIFF)
+    assert not change.shown_sent_by(deleted, TARIFF)
+
+
+@pytest.mark.parametrize(
+    ("kind", "event", "presupposed"),
+    [
+        (RESUME, "suspend", True),
+        (SUSPEND, "resume", True),
+        (RESUME, "resume", False),
+        (SUSPEND, "suspend", False),
+        (RESUME, "close", False),
+        (PROLONG, "suspend", False),
+    ],
+)
+def test_a_status_event_shows_done_the_accepted_change_the_seller_needed_before_it(
+    kind, event, presupposed
+):
+    """The seller suspends only an active service, resumes only a suspended one: its event
+    after a change it accepted shows that change took effect, its own event lost."""
+    accepted = sent(kind).accept(NOW)
+
+    assert accepted.presupposed_by(event) is presupposed
+    assert not sent(kind).presupposed_by(event)  # never accepted: it proves nothing
 
 
 @pytest.mark.parametrize(

@@ -493,6 +493,20 @@ def test_checkevent_says_when_another_engine_is_polling_the_module(set_up):
     assert set_up.ok("checkevent") == "seller: another engine is polling this module; skipped\n"
 
 
+def test_checkevent_says_when_it_reconciled_first_because_the_last_poll_was_lost(set_up):
+    store = set_up.store()
+    try:
+        module = store.module("seller").id
+        store.open_poll(module, "a killed engine", datetime(2025, 12, 31), timedelta(minutes=1))
+    finally:
+        store.close()
+
+    out = set_up.ok("checkevent")
+
+    assert out.startswith("seller: 0 fetched, 0 applied, 0 kept unmatched; "), out
+    assert "the last poll was lost, reconciled first (" in out, out
+
+
 # -- the new commands -------------------------------------------------------------------------
 
 
