@@ -131,34 +131,46 @@ def to_xml(root: ET.Element) -> bytes:
     attributes for renderers only (`_label`) are left out.
     """
     parts: list[str] = []
-    _write(root, parts.append)
+    _write(root, parts)
     body = "".join(parts).encode("utf-8", "xmlcharrefreplace")
     return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
 
 
-def _write(element: ET.Element, write) -> None:
-    write("<" + element.tag)
-    for name, value in element.items():
-        if name[0] != "_":
-            write(f' {name}="{_escape_attribute(value)}"')
-    if element.text or len(element):
-        write(">")
-        if element.text:
-            write(_escape_text(element.text))
+def _write(element: ET.Element, parts: list[str]) -> None:
+    tag = element.tag
+    head = "<" + tag
+    if element.attrib:
+        for name, value in element.items():
+            if name[0] != "_":
+                head += f' {name}="{_escape_attribute(value)}"'
+    text = element.text
+    if len(element):
+        parts.append(head + ">" + _escape_text(text) if text else head + ">")
         for child in element:
-            _write(child, write)
-        write(f"</{element.tag}>")
+            if child.attrib or len(child) or child.tail:
+                _write(child, parts)
+            else:  # a bare leaf, most of any document: written here, without a call
+                leaf, name = child.text, child.tag
+                parts.append(f"<{name}>{_escape_text(leaf)}</{name}>" if leaf else f"<{name} />")
+        parts.append(f"</{tag}>")
+    elif text:
+        parts.append(f"{head}>{_escape_text(text)}</{tag}>")
     else:
-        write(" />")
+        parts.append(head + " />")
     if element.tail:
-        write(_escape_text(element.tail))
+        parts.append(_escape_text(element.tail))
 
 
 # Characters XML 1.0 cannot carry at all, even escaped: most controls, lone surrogates.
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Any character text or an attribute cannot carry as it is: most text has none.
+TEXT_SPECIAL = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+ATTRIBUTE_SPECIAL = re.compile('[&<>"\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
 
 
 def _escape_text(text: str) -> str:
+    if not TEXT_SPECIAL.search(text):
+        return text
     if NOT_XML.search(text):
         text = NOT_XML.sub("\ufffd", text)
     if "&" in text:
@@ -174,6 +186,8 @@ ATTRIBUTE_ESCAPES = (('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "
 
 
 def _escape_attribute(value: str) -> str:
+    if not ATTRIBUTE_SPECIAL.search(value):
+        return value
     value = _escape_text(value)
     for char, entity in ATTRIBUTE_ESCAPES:
         if char in value:

@@ -192,7 +192,10 @@ class Tariff:
     def price_for(self, period: int, addons: dict) -> Decimal:
         """The tariff's price for `period` plus its add-ons at `addons` for as many months."""
         monthly = sum(
-            (a.monthly_price(addons.get(n, a.default())) for n, a in self.addons.items()),
+            (
+                a.monthly_price(addons[n] if n in addons else a.default())
+                for n, a in self.addons.items()
+            ),
             Decimal(0),
         )
         return cents(self.prices[period] + monthly * months_in(period))
