@@ -213,7 +213,7 @@ class Account:
     email: str = ""
 
 
-@dataclass
+@dataclass(slots=True)  # many of these: no __dict__ each
 class Service:
     """A service (item) of an account."""
 
@@ -244,7 +244,7 @@ class Service:
         return f"{self.type}{self.id}"
 
 
-@dataclass
+@dataclass(slots=True)  # many of these: no __dict__ each
 class Event:
     """A change to a service, queued on its account's feed."""
 
@@ -261,7 +261,7 @@ class Event:
     ips: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)  # many of these: no __dict__ each
 class LedgerEntry:
     """One movement of an account's balance: negative for a debit."""
 
