@@ -124,25 +124,52 @@ def error(type: str, object: str, msg: str, params: dict | None = None) -> Docum
 # -- XML ---------------------------------------------------------------------------------------
 
 
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+CHUNK_PARTS = 4096  # strings written before they are encoded: a long feed is never all text
+
+
 def to_xml(root: ET.Element) -> bytes:
     """The document as bytes, as `ET.tostring(root, encoding="utf-8")` writes it.
 
     Written here because ElementTree's serializer, in pure Python, took most of a call's time;
-    attributes for renderers only (`_label`) are left out.
+    attributes for renderers only (`_label`) are left out. The root's children are encoded a
+    few thousand strings at a time, so a reply of 100,000 events never holds all its text at
+    once beside its bytes.
     """
-    parts: list[str] = []
-    _write(root, parts)
-    body = "".join(parts).encode("utf-8", "xmlcharrefreplace")
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    if not len(root):
+        parts: list[str] = []
+        _write(root, parts)
+        return XML_DECLARATION + _encoded(parts)
+    chunks, parts = [XML_DECLARATION], [_head(root) + ">" + _escape_text(root.text or "")]
+    for child in root:
+        _write(child, parts)
+        if len(parts) >= CHUNK_PARTS:
+            chunks.append(_encoded(parts))
+            parts.clear()
+    parts.append(f"</{root.tag}>")
+    if root.tail:
+        parts.append(_escape_text(root.tail))
+    chunks.append(_encoded(parts))
+    return b"".join(chunks)
 
 
-def _write(element: ET.Element, parts: list[str]) -> None:
-    tag = element.tag
-    head = "<" + tag
+def _encoded(parts: list[str]) -> bytes:
+    return "".join(parts).encode("utf-8", "xmlcharrefreplace")
+
+
+def _head(element: ET.Element) -> str:
+    """An element's start tag without its closing `>`: the tag and its attributes."""
+    head = "<" + element.tag
     if element.attrib:
         for name, value in element.items():
             if name[0] != "_":
                 head += f' {name}="{_escape_attribute(value)}"'
+    return head
+
+
+def _write(element: ET.Element, parts: list[str]) -> None:
+    tag = element.tag
+    head = _head(element)
     text = element.text
     if len(element):
         parts.append(head + ">" + _escape_text(text) if text else head + ">")
