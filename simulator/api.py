@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Response, current_app, request
-from werkzeug.http import dump_cookie, parse_cookie
+from werkzeug.http import HTTP_STATUS_CODES, dump_cookie, parse_cookie
 from werkzeug.utils import get_content_type
 
 from simulator import formats
@@ -25,7 +25,7 @@ from simulator.functions import ADMIN, LOGIN, PUBLIC, Call, resolve
 from simulator.functions.common import date, stamp
 from simulator.model import ADMIN_LEVEL, Account, Seller, SellerError
 
-__all__ = ["bp", "call", "date", "direct_reply", "stamp"]
+__all__ = ["DirectAPI", "bp", "call", "date", "direct_reply", "dispatch", "stamp"]
 
 SESSION_COOKIE = "billmgrses5"
 BODY_LIMIT = 1024 * 1024  # bytes of request body the API reads; a larger body is refused
@@ -363,19 +363,69 @@ def direct_reply(
     The same status, headers and bytes as the view below gives the same request; a multipart
     form is the WSGI edge's alone. `cookies` is the request's Cookie header.
     """
-    if holder.clock.running:  # as the app's `before_request` does
-        holder.clock.catch_up(holder.seller)
 
     def read() -> bytes:
         if len(body) > BODY_LIMIT:
             raise BadRequest(too_large())
         return body
 
-    params, refusal = parsed_params(query, method, content_type, read)
+    status, headers, content, _ = dispatch(holder, method, query, content_type, read, cookies)
+    return status, headers, content
+
+
+def dispatch(
+    holder,
+    method: str,
+    query: bytes,
+    content_type: str,
+    body: Callable[[], bytes],
+    cookies: str | None,
+) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+    """An API request from its raw parts, as the view below answers it, with its fault."""
+    if holder.clock.running:  # as the app's `before_request` does
+        holder.clock.catch_up(holder.seller)
+    params, refusal = parsed_params(query, method, content_type, body)
     credentials = params.get("authinfo") or params.get("auth")
     cookie = None if credentials or not cookies else parse_cookie(cookies).get(SESSION_COOKIE)
-    status, headers, content, _ = reply_for(holder, params, cookie, refusal)
-    return status, headers, content
+    return reply_for(holder, params, cookie, refusal)
+
+
+class DirectAPI:
+    """WSGI middleware: GET and POST to the API answered by `dispatch`, the rest by Flask.
+
+    What a server such as waitress hands the app; the reply is the view's, byte for byte,
+    without Flask's request cycle. Installed as `app.wsgi_app`; `flask` is Flask's own.
+    """
+
+    def __init__(self, app):
+        self.flask = app.wsgi_app
+        self.holder = app.extensions["simulator"]
+
+    def __call__(self, environ: dict, start_response):
+        method = environ.get("REQUEST_METHOD", "")
+        content_type = environ.get("CONTENT_TYPE", "")
+        if (
+            environ.get("PATH_INFO") not in API_PATHS
+            or method not in ("GET", "POST")
+            or content_type.lower().lstrip().startswith("multipart/")
+        ):
+            return self.flask(environ, start_response)
+        try:
+            query = environ.get("QUERY_STRING", "").encode("latin-1")
+        except UnicodeEncodeError:
+            return self.flask(environ, start_response)
+        status, headers, body, fault = dispatch(
+            self.holder,
+            method,
+            query,
+            content_type,
+            lambda: read_body(environ),
+            environ.get("HTTP_COOKIE"),
+        )
+        if fault == "slow" and not environ.get("simulator.in_process"):
+            time.sleep(self.holder.seller.slow_seconds)
+        start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}", headers)
+        return [body]
 
 
 def answer(params: dict, cookie: str | None, refusal: SellerError | None) -> Response:

@@ -1,4 +1,9 @@
-"""The direct in-process transport answers API calls exactly as the WSGI app does."""
+"""The direct ways in answer API calls exactly as Flask's view does.
+
+Three sellers alike get the same requests: one through Flask's own WSGI app (the view), one
+through the app as a server calls it (`DirectAPI` in front), one through the in-process
+transport's `direct_call`.
+"""
 
 from __future__ import annotations
 
@@ -65,15 +70,41 @@ def pinned_app():
 
 @pytest.fixture
 def apps():
-    return pinned_app(), pinned_app()
+    return pinned_app(), pinned_app(), pinned_app()
+
+
+def flask_view(app):
+    """The app's WSGI callable without `DirectAPI` in front: Flask's request cycle."""
+    return app.wsgi_app.flask
 
 
 def both(apps, method, url, headers, body):
-    """The WSGI reply of one app and the direct reply of the other to the same request."""
-    wsgi_app, direct_app = apps
+    """Flask's reply from one app and the direct reply of another (the third's must agree)."""
+    view_app, served_app, direct_app = apps
     direct = direct_call(direct_app, method, url, headers, body)
     assert direct is not None, f"{method} {url} was not answered directly"
-    return call_app(wsgi_app, method, url, headers, body), direct
+    view = call_app(flask_view(view_app), method, url, headers, body)
+    served = call_app(served_app, method, url, headers, body)
+    assert masked(served) == masked(view), (method, url, body[:80])
+    return view, direct
+
+
+def session_of(reply) -> str | None:
+    cookie = dict(reply[1]).get("Set-Cookie")
+    return cookie.partition("=")[2].partition(";")[0] if cookie else None
+
+
+def masked(reply):
+    """A reply with the new session id it sets (random on each seller) replaced by SID."""
+    sid = session_of(reply)
+    if sid is None:
+        return reply
+    status, headers, body = reply
+    return (
+        status,
+        [(n, v.replace(sid, "SID")) for n, v in headers],
+        body.replace(sid.encode(), b"SID"),
+    )
 
 
 def test_direct_replies_are_the_wsgi_replies_byte_for_byte(apps):
@@ -85,27 +116,15 @@ def test_direct_replies_are_the_wsgi_replies_byte_for_byte(apps):
 def test_a_login_gets_the_same_reply_and_cookie_and_the_cookie_logs_in_alike(apps):
     login = b"func=auth&username=reseller&password=s3cret"
     wsgi, direct = both(apps, "POST", API, FORM, login)
-    sids = []
-    for _, headers, _ in (wsgi, direct):
-        cookie = dict(headers)["Set-Cookie"]
-        sids.append(cookie.partition("=")[2].partition(";")[0])
-    masked = [
-        (
-            status,
-            [(n, v.replace(sid, "SID")) for n, v in headers],
-            body.replace(sid.encode(), b"SID"),
-        )
-        for (status, headers, body), sid in zip((wsgi, direct), sids, strict=True)
-    ]
-    assert masked[0] == masked[1]
-    assert (
-        b"SID" in masked[0][2]
-        and "billmgrses5=SID; HttpOnly; Path=/; SameSite=Lax" in dict(masked[0][1]).values()
-    )
-    wsgi_app, direct_app = apps
+    sids = [session_of(wsgi), session_of(direct)]
+    assert masked(wsgi) == masked(direct)
+    status, headers, body = masked(direct)
+    assert b"SID" in body
+    assert ("Set-Cookie", "billmgrses5=SID; HttpOnly; Path=/; SameSite=Lax") in headers
+    view_app, _, direct_app = apps
     by_cookie = b"func=whoami&out=json"
     from_wsgi = call_app(
-        wsgi_app, "POST", API, {**FORM, "Cookie": f"billmgrses5={sids[0]}"}, by_cookie
+        flask_view(view_app), "POST", API, {**FORM, "Cookie": f"billmgrses5={sids[0]}"}, by_cookie
     )
     from_direct = direct_call(
         direct_app, "POST", API, {**FORM, "Cookie": f"billmgrses5={sids[1]}"}, by_cookie
@@ -134,6 +153,19 @@ def test_a_running_clock_catches_up_before_a_direct_call_as_before_a_wsgi_one():
     wall[0] = 2.0  # two wall seconds: two simulated hours
     direct_call(app, "POST", API, FORM, b"func=whoami&authinfo=reseller:s3cret")
     assert app.extensions["simulator"].seller.now == START + timedelta(hours=2)
+
+
+def test_a_served_app_answers_api_calls_without_flask_and_the_rest_with_it():
+    app = pinned_app()
+    through_flask = []
+    app.before_request(lambda: through_flask.append(1))
+    client = app.test_client()
+    assert client.post("/billmgr", data={"func": "whoami", "authinfo": "reseller:s3cret"}).data
+    assert client.get("/manager/billmgr?func=whoami&authinfo=reseller:s3cret").status_code == 200
+    assert through_flask == []
+    assert client.get("/_sim/clock").status_code == 200
+    assert client.head("/billmgr?func=whoami").status_code == 200
+    assert len(through_flask) == 2
 
 
 def test_only_api_calls_skip_the_wsgi_stack():
