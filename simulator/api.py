@@ -11,10 +11,13 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.http import HTTP_STATUS_CODES, dump_cookie, parse_cookie
+from werkzeug.utils import get_content_type
 
 from simulator import formats
 from simulator.formats import Document, el
@@ -22,7 +25,7 @@ from simulator.functions import ADMIN, LOGIN, PUBLIC, Call, resolve
 from simulator.functions.common import date, stamp
 from simulator.model import ADMIN_LEVEL, Account, Seller, SellerError
 
-__all__ = ["bp", "call", "date", "stamp"]
+__all__ = ["DirectAPI", "bp", "call", "date", "direct_reply", "dispatch", "stamp"]
 
 SESSION_COOKIE = "billmgrses5"
 BODY_LIMIT = 1024 * 1024  # bytes of request body the API reads; a larger body is refused
@@ -230,34 +233,56 @@ def too_large() -> SellerError:
 
 
 def request_params() -> tuple[dict, SellerError | None]:
-    """The request's parameters, and what is wrong with the request, if anything.
+    """The Flask request's parameters, and what is wrong with the request (`parsed_params`)."""
+    environ = request.environ
+
+    def multipart() -> list[tuple[str, str]]:
+        if (request.content_length or 0) > BODY_LIMIT:
+            raise BadRequest(too_large())
+        return list(request.form.items(multi=True))
+
+    return parsed_params(
+        request.query_string,
+        environ.get("REQUEST_METHOD", ""),
+        environ.get("CONTENT_TYPE", ""),
+        lambda: read_body(environ),
+        multipart,
+    )
+
+
+def parsed_params(
+    query: bytes,
+    method: str,
+    content_type: str,
+    body: Callable[[], bytes],
+    multipart: Callable[[], list[tuple[str, str]]] | None = None,
+) -> tuple[dict, SellerError | None]:
+    """A request's parameters, and what is wrong with the request, if anything.
 
     The query's come first, then the body's: a form, a JSON object, or a form sent with no
-    content type. The first value of a name wins.
+    content type. The first value of a name wins. `body()` reads the body; `multipart()` the
+    fields of a multipart form (the WSGI edge's only; the direct one hands those to it).
     """
     params: dict = {}
     try:
-        pairs, problem = decoded_pairs(request.query_string, "query")
+        pairs, problem = decoded_pairs(query, "query")
         for name, value in pairs:
             params.setdefault(name, value)
         if problem is not None:
             return params, problem
-        environ = request.environ
-        if environ.get("REQUEST_METHOD") != "POST":
+        if method != "POST":
             return params, None
-        mimetype = environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
-        if mimetype == "multipart/form-data":
-            if (request.content_length or 0) > BODY_LIMIT:
-                raise BadRequest(too_large())
-            pairs = list(request.form.items(multi=True))
+        mimetype = content_type.partition(";")[0].strip().lower()
+        if mimetype == "multipart/form-data" and multipart is not None:
+            pairs = multipart()
         else:
-            body = read_body(environ)
-            if not body.strip():
+            raw = body()
+            if not raw.strip():
                 return params, None
-            if mimetype == "application/json" or body.lstrip()[:1] == b"{":
-                pairs = json_pairs(body)
+            if mimetype == "application/json" or raw.lstrip()[:1] == b"{":
+                pairs = json_pairs(raw)
             else:
-                pairs, problem = decoded_pairs(body, "body")
+                pairs, problem = decoded_pairs(raw, "body")
         unpaired_surrogates(pairs)
         for name, value in pairs:
             params.setdefault(name, value)
@@ -278,9 +303,13 @@ FAULT_STATUS = {"down": 503, "error": 500, "slow": 504, "lose_reply": 503}
 API_PATHS = ("/billmgr", "/manager/billmgr")
 
 
-def reply_for(params: dict, cookie: str | None, refusal: SellerError | None) -> Response:
-    """Run the call under the seller's lock, log it and render its reply."""
-    holder = current_app.extensions["simulator"]
+def reply_for(
+    holder, params: dict, cookie: str | None, refusal: SellerError | None
+) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+    """Run the call under the seller's lock and log it: its status, headers, body and fault.
+
+    The headers are the reply's every header, in order, so both edges send the same bytes.
+    """
     seller: Seller = holder.seller
     name, unknown_out = formats.format_of(params)
     if unknown_out is not None and refusal is None:
@@ -314,14 +343,98 @@ def reply_for(params: dict, cookie: str | None, refusal: SellerError | None) -> 
             },
             hide=(reply.session,),  # a new session id, in the auth reply
         )
-    if reply.fault == "slow" and not request.environ.get("simulator.in_process"):
-        time.sleep(seller.slow_seconds)
-    response = Response(body, status=status, mimetype=mimetype)
+    headers = [
+        ("Content-Type", get_content_type(mimetype, "utf-8")),
+        ("Content-Length", str(len(body))),
+    ]
     if reply.fault:
-        response.headers["X-Simulator-Fault"] = reply.fault
+        headers.append(("X-Simulator-Fault", reply.fault))
     if reply.session:
-        response.set_cookie(SESSION_COOKIE, reply.session, httponly=True, samesite="Lax")
-    return response
+        cookie_header = dump_cookie(SESSION_COOKIE, reply.session, httponly=True, samesite="Lax")
+        headers.append(("Set-Cookie", cookie_header))
+    return status, headers, body, reply.fault
+
+
+def direct_reply(
+    holder, method: str, query: bytes, content_type: str, body: bytes, cookies: str | None
+) -> tuple[int, list[tuple[str, str]], bytes]:
+    """A GET or POST to `/billmgr` answered in-process without the WSGI stack.
+
+    The same status, headers and bytes as the view below gives the same request; a multipart
+    form is the WSGI edge's alone. `cookies` is the request's Cookie header.
+    """
+
+    def read() -> bytes:
+        if len(body) > BODY_LIMIT:
+            raise BadRequest(too_large())
+        return body
+
+    status, headers, content, _ = dispatch(holder, method, query, content_type, read, cookies)
+    return status, headers, content
+
+
+def dispatch(
+    holder,
+    method: str,
+    query: bytes,
+    content_type: str,
+    body: Callable[[], bytes],
+    cookies: str | None,
+) -> tuple[int, list[tuple[str, str]], bytes, str | None]:
+    """An API request from its raw parts, as the view below answers it, with its fault."""
+    if holder.clock.running:  # as the app's `before_request` does
+        holder.clock.catch_up(holder.seller)
+    params, refusal = parsed_params(query, method, content_type, body)
+    credentials = params.get("authinfo") or params.get("auth")
+    cookie = None if credentials or not cookies else parse_cookie(cookies).get(SESSION_COOKIE)
+    return reply_for(holder, params, cookie, refusal)
+
+
+class DirectAPI:
+    """WSGI middleware: GET and POST to the API answered by `dispatch`, the rest by Flask.
+
+    What a server such as waitress hands the app; the reply is the view's, byte for byte,
+    without Flask's request cycle. Installed as `app.wsgi_app`; `flask` is Flask's own.
+    """
+
+    def __init__(self, app):
+        self.flask = app.wsgi_app
+        self.holder = app.extensions["simulator"]
+
+    def __call__(self, environ: dict, start_response):
+        method = environ.get("REQUEST_METHOD", "")
+        content_type = environ.get("CONTENT_TYPE", "")
+        if (
+            environ.get("PATH_INFO") not in API_PATHS
+            or method not in ("GET", "POST")
+            or content_type.lower().lstrip().startswith("multipart/")
+        ):
+            return self.flask(environ, start_response)
+        try:
+            query = environ.get("QUERY_STRING", "").encode("latin-1")
+        except UnicodeEncodeError:
+            return self.flask(environ, start_response)
+        status, headers, body, fault = dispatch(
+            self.holder,
+            method,
+            query,
+            content_type,
+            lambda: read_body(environ),
+            environ.get("HTTP_COOKIE"),
+        )
+        if fault == "slow" and not environ.get("simulator.in_process"):
+            time.sleep(self.holder.seller.slow_seconds)
+        start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}", headers)
+        return [body]
+
+
+def answer(params: dict, cookie: str | None, refusal: SellerError | None) -> Response:
+    """The reply as Flask sends it; a `slow` fault over a socket keeps the client waiting."""
+    holder = current_app.extensions["simulator"]
+    status, headers, body, fault = reply_for(holder, params, cookie, refusal)
+    if fault == "slow" and not request.environ.get("simulator.in_process"):
+        time.sleep(holder.seller.slow_seconds)
+    return Response(body, status=status, headers=headers)
 
 
 def elids_of(params: dict) -> list[str]:
@@ -336,7 +449,7 @@ def billmgr() -> Response:
     # The cookie is read only when no credentials were sent: parsing it costs a call's work.
     credentials = params.get("authinfo") or params.get("auth")
     cookie = None if credentials else request.cookies.get(SESSION_COOKIE)
-    return reply_for(params, cookie, refusal)
+    return answer(params, cookie, refusal)
 
 
 def under_api(path: str) -> bool:
@@ -355,4 +468,4 @@ def not_the_api(error):
         problem = SellerError(
             "value", "path", "no such page under /billmgr; the API is /billmgr itself"
         )
-    return reply_for(params, None, problem)
+    return answer(params, None, problem)

@@ -79,6 +79,8 @@ def create_app(
     app.register_blueprint(dashboard.bp)
     dashboard.attach(app, reseller_view, driver)
     app.register_error_handler(HTTPException, http_error)
+    # API calls skip Flask's request cycle (the same reply bytes); the rest goes through it.
+    app.wsgi_app = api.DirectAPI(app)
     return app
 
 

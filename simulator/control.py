@@ -342,14 +342,11 @@ def clear_calls(s: Seller) -> dict:
 
 def services(s: Seller, account: str | None = None, remoteid: str | None = None) -> dict:
     with s.lock:
-        return {
-            "services": [
-                service_view(x, s)
-                for x in s.services.values()
-                if (account is None or x.account == account)
-                and (remoteid is None or x.remoteid == remoteid)
-            ]
-        }
+        if account is not None:
+            chosen = s.services.of_account(account, remoteid)
+        else:
+            chosen = [x for x in s.services.values() if remoteid is None or x.remoteid == remoteid]
+        return {"services": [service_view(x, s) for x in chosen]}
 
 
 def one_service(s: Seller, service_id: int) -> dict:

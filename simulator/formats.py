@@ -124,41 +124,80 @@ def error(type: str, object: str, msg: str, params: dict | None = None) -> Docum
 # -- XML ---------------------------------------------------------------------------------------
 
 
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+CHUNK_PARTS = 4096  # strings written before they are encoded: a long feed is never all text
+
+
 def to_xml(root: ET.Element) -> bytes:
     """The document as bytes, as `ET.tostring(root, encoding="utf-8")` writes it.
 
     Written here because ElementTree's serializer, in pure Python, took most of a call's time;
-    attributes for renderers only (`_label`) are left out.
+    attributes for renderers only (`_label`) are left out. The root's children are encoded a
+    few thousand strings at a time, so a reply of 100,000 events never holds all its text at
+    once beside its bytes.
     """
-    parts: list[str] = []
-    _write(root, parts.append)
-    body = "".join(parts).encode("utf-8", "xmlcharrefreplace")
-    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + body
+    if not len(root):
+        parts: list[str] = []
+        _write(root, parts)
+        return XML_DECLARATION + _encoded(parts)
+    chunks, parts = [XML_DECLARATION], [_head(root) + ">" + _escape_text(root.text or "")]
+    for child in root:
+        _write(child, parts)
+        if len(parts) >= CHUNK_PARTS:
+            chunks.append(_encoded(parts))
+            parts.clear()
+    parts.append(f"</{root.tag}>")
+    if root.tail:
+        parts.append(_escape_text(root.tail))
+    chunks.append(_encoded(parts))
+    return b"".join(chunks)
 
 
-def _write(element: ET.Element, write) -> None:
-    write("<" + element.tag)
-    for name, value in element.items():
-        if name[0] != "_":
-            write(f' {name}="{_escape_attribute(value)}"')
-    if element.text or len(element):
-        write(">")
-        if element.text:
-            write(_escape_text(element.text))
+def _encoded(parts: list[str]) -> bytes:
+    return "".join(parts).encode("utf-8", "xmlcharrefreplace")
+
+
+def _head(element: ET.Element) -> str:
+    """An element's start tag without its closing `>`: the tag and its attributes."""
+    head = "<" + element.tag
+    if element.attrib:
+        for name, value in element.items():
+            if name[0] != "_":
+                head += f' {name}="{_escape_attribute(value)}"'
+    return head
+
+
+def _write(element: ET.Element, parts: list[str]) -> None:
+    tag = element.tag
+    head = _head(element)
+    text = element.text
+    if len(element):
+        parts.append(head + ">" + _escape_text(text) if text else head + ">")
         for child in element:
-            _write(child, write)
-        write(f"</{element.tag}>")
+            if child.attrib or len(child) or child.tail:
+                _write(child, parts)
+            else:  # a bare leaf, most of any document: written here, without a call
+                leaf, name = child.text, child.tag
+                parts.append(f"<{name}>{_escape_text(leaf)}</{name}>" if leaf else f"<{name} />")
+        parts.append(f"</{tag}>")
+    elif text:
+        parts.append(f"{head}>{_escape_text(text)}</{tag}>")
     else:
-        write(" />")
+        parts.append(head + " />")
     if element.tail:
-        write(_escape_text(element.tail))
+        parts.append(_escape_text(element.tail))
 
 
 # Characters XML 1.0 cannot carry at all, even escaped: most controls, lone surrogates.
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Any character text or an attribute cannot carry as it is: most text has none.
+TEXT_SPECIAL = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+ATTRIBUTE_SPECIAL = re.compile('[&<>"\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
 
 
 def _escape_text(text: str) -> str:
+    if not TEXT_SPECIAL.search(text):
+        return text
     if NOT_XML.search(text):
         text = NOT_XML.sub("\ufffd", text)
     if "&" in text:
@@ -174,6 +213,8 @@ ATTRIBUTE_ESCAPES = (('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "
 
 
 def _escape_attribute(value: str) -> str:
+    if not ATTRIBUTE_SPECIAL.search(value):
+        return value
     value = _escape_text(value)
     for char, entity in ATTRIBUTE_ESCAPES:
         if char in value:

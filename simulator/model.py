@@ -192,7 +192,10 @@ class Tariff:
     def price_for(self, period: int, addons: dict) -> Decimal:
         """The tariff's price for `period` plus its add-ons at `addons` for as many months."""
         monthly = sum(
-            (a.monthly_price(addons.get(n, a.default())) for n, a in self.addons.items()),
+            (
+                a.monthly_price(addons[n] if n in addons else a.default())
+                for n, a in self.addons.items()
+            ),
             Decimal(0),
         )
         return cents(self.prices[period] + monthly * months_in(period))
@@ -210,7 +213,7 @@ class Account:
     email: str = ""
 
 
-@dataclass
+@dataclass(slots=True)  # many of these: no __dict__ each
 class Service:
     """A service (item) of an account."""
 
@@ -241,7 +244,7 @@ class Service:
         return f"{self.type}{self.id}"
 
 
-@dataclass
+@dataclass(slots=True)  # many of these: no __dict__ each
 class Event:
     """A change to a service, queued on its account's feed."""
 
@@ -258,7 +261,7 @@ class Event:
     ips: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)  # many of these: no __dict__ each
 class LedgerEntry:
     """One movement of an account's balance: negative for a debit."""
 
@@ -326,6 +329,72 @@ class Ticket:
     status: str = "open"
 
 
+class ServiceBook(dict):
+    """Services by id, indexed by account and by (account, remoteid): a list reads only its own.
+
+    A plain dict for look-ups by id; every way of adding or removing a service keeps the
+    indexes. A service's `remoteid` changes through `Seller.set_remoteid`, which re-indexes it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.by_account: dict[str, dict[int, Service]] = {}
+        self.by_remoteid: dict[tuple[str, str], dict[int, Service]] = {}
+
+    def __setitem__(self, service_id: int, service: Service) -> None:
+        if service_id in self:
+            self._unindex(self[service_id])
+        super().__setitem__(service_id, service)
+        self._index(service)
+
+    def __delitem__(self, service_id: int) -> None:
+        self._unindex(self[service_id])
+        super().__delitem__(service_id)
+
+    def pop(self, service_id: int, *default):
+        if service_id in self:
+            self._unindex(self[service_id])
+        return super().pop(service_id, *default)
+
+    def popitem(self):
+        service_id, service = super().popitem()
+        self._unindex(service)
+        return service_id, service
+
+    def setdefault(self, service_id: int, service: Service):
+        if service_id not in self:
+            self[service_id] = service
+        return self[service_id]
+
+    def update(self, *others, **named) -> None:
+        for service_id, service in dict(*others, **named).items():
+            self[service_id] = service
+
+    def clear(self) -> None:
+        super().clear()
+        self.by_account.clear()
+        self.by_remoteid.clear()
+
+    def of_account(self, login: str, remoteid: str | None = None) -> list[Service]:
+        """An account's services in the order added; only those with `remoteid` if given."""
+        if remoteid is None:
+            return list(self.by_account.get(login, {}).values())
+        return list(self.by_remoteid.get((login, remoteid), {}).values())
+
+    def reindex(self, service: Service, old_remoteid: str) -> None:
+        """Move a service whose remoteid changed from `old_remoteid` to its new place."""
+        self.by_remoteid.get((service.account, old_remoteid), {}).pop(service.id, None)
+        self.by_remoteid.setdefault((service.account, service.remoteid), {})[service.id] = service
+
+    def _index(self, service: Service) -> None:
+        self.by_account.setdefault(service.account, {})[service.id] = service
+        self.by_remoteid.setdefault((service.account, service.remoteid), {})[service.id] = service
+
+    def _unindex(self, service: Service) -> None:
+        self.by_account.get(service.account, {}).pop(service.id, None)
+        self.by_remoteid.get((service.account, service.remoteid), {}).pop(service.id, None)
+
+
 class Seller:
     """The whole state of the simulated selling BILLmanager under its own clock."""
 
@@ -337,7 +406,7 @@ class Seller:
         self.lock = threading.RLock()
         self.accounts: dict[str, Account] = {}
         self.tariffs: dict[int, Tariff] = {}
-        self.services: dict[int, Service] = {}
+        self.services = ServiceBook()
         self.feeds: dict[str, list[Event]] = {}
         self.ledger: list[LedgerEntry] = []
         self.wall_clock = time.monotonic  # sessions and login failures also age in wall time
@@ -702,13 +771,14 @@ class Seller:
     def services_of(
         self, account: Account, type: str | None = None, remoteid: str | None = None
     ) -> list[Service]:
-        return [
-            s
-            for s in self.services.values()
-            if s.account == account.login
-            and (type is None or s.type == type)
-            and (remoteid is None or s.remoteid == remoteid)
-        ]
+        """An account's services, of `type` and with `remoteid` if given, read from the index."""
+        found = self.services.of_account(account.login, remoteid)
+        return found if type is None else [s for s in found if s.type == type]
+
+    def set_remoteid(self, service: Service, remoteid: str) -> None:
+        """Give a service another remoteid, keeping the index that finds it by remoteid."""
+        old, service.remoteid = service.remoteid, remoteid
+        self.services.reindex(service, old)
 
     def service_of(self, account: Account, service_id, type: str | None = None) -> Service:
         """An account's own service; SellerError `missed`/`value` for another's or an unknown."""
@@ -911,7 +981,7 @@ class Seller:
             raise SellerError("value", "elid", f"licence {service.id} is deleted")
         for name, value in changes.items():
             if name == "remoteid":
-                service.remoteid = value
+                self.set_remoteid(service, value)
             elif service.params.get(name, "") != value:
                 service.params[name] = value
                 self._emit(service, "param", name, value)

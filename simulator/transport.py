@@ -5,6 +5,11 @@ transport adapter; `in_process_client` is the part of a session that the engine 
 scenario harness use (get, post, delete; params, data, json; cookies), several times cheaper
 per call, for runs that make a call every simulated 5 minutes.
 
+Both hand a simulator app's API calls (GET and POST to `/billmgr`) straight to its dispatcher
+(`simulator.api.direct_reply`), which gives the very status, headers and bytes the WSGI view
+gives, without Flask's request cycle; every other request, and any other app, goes through
+WSGI (`call_app`).
+
 A simulator fault reply (`X-Simulator-Fault`) becomes the exception a real socket would give:
 `down` and `lose_reply` a ConnectionError, `slow` a ReadTimeout; `error` stays an HTTP 500.
 """
@@ -23,6 +28,48 @@ import requests
 from requests.adapters import BaseAdapter
 from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
+from werkzeug.http import HTTP_STATUS_CODES
+
+API_PATHS = ("/billmgr", "/manager/billmgr")  # as `simulator.api` routes them
+
+
+def call(app, method: str, url: str, headers, body) -> tuple[str, list, bytes]:
+    """One request to `app`: an API call to a simulator straight to its dispatcher, else WSGI."""
+    direct = direct_call(app, method, url, headers, body)
+    if direct is not None:
+        return direct
+    return call_app(app, method, url, headers, body)
+
+
+def direct_call(app, method: str, url: str, headers, body) -> tuple[str, list, bytes] | None:
+    """The reply of a simulator's dispatcher, or None for a request only WSGI serves."""
+    holder = app.extensions.get("simulator") if hasattr(app, "extensions") else None
+    if holder is None or method not in ("GET", "POST"):
+        return None
+    parts = urlsplit(url)
+    if parts.path not in API_PATHS:
+        return None
+    content_type = cookies = None
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "content-type":
+            content_type = value
+        elif lowered == "cookie":
+            cookies = value
+    if content_type and content_type.lower().lstrip().startswith("multipart/"):
+        return None
+    try:
+        raw_query = parts.query.encode("latin-1")
+    except UnicodeEncodeError:
+        return None  # as WSGI would fail on it, so WSGI answers it
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    from simulator.api import direct_reply  # the API imports Flask; plain WSGI apps need not
+
+    status, reply_headers, content = direct_reply(
+        holder, method, raw_query, content_type or "", body or b"", cookies
+    )
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}", reply_headers, content
 
 
 def call_app(app, method: str, url: str, headers, body) -> tuple[str, list, bytes]:
@@ -123,7 +170,7 @@ class WSGIAdapter(BaseAdapter):
         self.app = app
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
-        status, headers, body = call_app(
+        status, headers, body = call(
             self.app, request.method, request.url, request.headers, request.body
         )
         response = _response(status, headers, body, request.url, request)
@@ -171,7 +218,7 @@ class InProcessClient:
             body = data
         if self.cookies:
             fields["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
-        status, reply_headers, content = call_app(self.app, method, url, fields, body)
+        status, reply_headers, content = call(self.app, method, url, fields, body)
         for name, value in reply_headers:
             if name.lower() == "set-cookie":
                 self._keep_cookie(value)

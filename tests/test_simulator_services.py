@@ -334,3 +334,18 @@ def test_a_function_that_only_shows_says_ok_too_when_sent_sok(api, func):
     doc = api(func, sok="ok")
 
     assert doc.has("ok") and not doc.has("error")
+
+
+def test_a_service_is_found_by_its_account_and_its_current_remoteid_only(seller):
+    reseller, other = seller.accounts["reseller"], seller.accounts["other"]
+    first = seller.order(reseller, "vds", 5, 1, remoteid="a")
+    seller.order(other, "vds", 5, 1, remoteid="a")
+    second = seller.order(reseller, "vhost", 8, 1, remoteid="b")
+    assert seller.services_of(reseller) == [first, second]
+    assert seller.services_of(reseller, "vds", "a") == [first]
+    seller.set_remoteid(first, "c")
+    assert seller.services_of(reseller, remoteid="a") == []
+    assert seller.services_of(reseller, remoteid="c") == [first]
+    del seller.services[first.id]
+    assert seller.services_of(reseller) == [second]
+    assert seller.services_of(reseller, remoteid="c") == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
+from functools import lru_cache
 from xml.etree import ElementTree as ET
 
 from simulator.formats import Document, el, rows, shown
@@ -35,10 +36,12 @@ PERIOD_LABELS = {
 }
 
 
+@lru_cache(maxsize=4096)  # a list shows the same few dates on every row
 def date(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d") if when else ""
 
 
+@lru_cache(maxsize=4096)
 def stamp(when: datetime | None) -> str:
     return when.strftime("%Y-%m-%d %H:%M:%S") if when else ""
 
