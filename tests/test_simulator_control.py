@@ -400,6 +400,21 @@ def test_edit_tariff_replaces_the_keys_given_and_keeps_the_rest(client, session)
     assert balance(client) == 88
 
 
+def test_a_service_whose_period_its_tariff_no_longer_sells_still_lists_without_a_cost(
+    client, session
+):
+    service_id = order(session, period=3)
+    act(client, "edit_tariff", id=5, prices={1: 12})
+
+    rows = bill(session, "vds").findall("elem")
+    row = next(r for r in rows if r.findtext("id") == str(service_id))
+    assert (row.findtext("period"), row.findtext("cost"), row.findtext("item_cost")) == (
+        "3",
+        "",
+        "",
+    )
+
+
 def test_edit_tariff_keeps_enumeration_item_ids_stable(client, session):
     panel = {"id": 13, "type": "enumeration", "items": {"cpanel": 9, "ispmanager": 6, "none": 0}}
 

@@ -77,18 +77,28 @@ def status_cell(service: Service) -> ET.Element:
     )
 
 
+def _period_price(seller: Seller, service: Service) -> Decimal | None:
+    """What the service's period costs now; None once its tariff no longer sells that period
+    (the staff edited the tariff, or a snapshot says so): the service still lists."""
+    tariff = seller.tariffs[service.tariff]
+    if service.period not in tariff.prices:
+        return None
+    return tariff.price_for(service.period, service.addons)
+
+
 def monthly_cost(seller: Seller, service: Service) -> str:
     """The `cost` column: what the service costs a month (or its period, if not in months)."""
-    tariff = seller.tariffs[service.tariff]
-    price = tariff.price_for(service.period, service.addons)
+    price = _period_price(seller, service)
+    if price is None:
+        return ""
     if service.period > 0:
         return f"{money(price / service.period)} {seller.currency} / month"
     return f"{money(price)} {seller.currency} / {period_label(service.period)}"
 
 
 def item_cost(seller: Seller, service: Service) -> str:
-    tariff = seller.tariffs[service.tariff]
-    return f"{tariff.price_for(service.period, service.addons):.4f}"
+    price = _period_price(seller, service)
+    return "" if price is None else f"{price:.4f}"
 
 
 def datacenter_name(tariff: Tariff) -> str:
