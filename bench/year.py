@@ -64,9 +64,9 @@ def simulate(services: int, days: int) -> tuple[float, dict]:
 def _seller_change(h: Harness, remote: int, n: int) -> None:
     if n % 2:
         body = {"service": remote, "addon": "ram", "value": 1024 * (1 + n % 4)}
-        h.control.post("/actions/set_addon", body)
+        h.side.act("set_addon", body)
     else:
-        h.control.post("/actions/set_param", {"service": remote, "name": "hostname", "value": n})
+        h.side.act("set_param", {"service": remote, "name": "hostname", "value": n})
 
 
 def measure(quick: bool) -> list[Figure]:
