@@ -81,6 +81,17 @@ def test_a_scenario_world_sets_up_both_sides_on_its_start(billmanager, reseller_
     assert reseller_engine.tariff(intname).prices[1] == 10
 
 
+@pytest.mark.billmanager(world=SCENARIO_WORLD)
+def test_engine_calls_happen_at_the_sellers_time_unless_given_one(billmanager, reseller_engine):
+    billmanager.advance("1h")
+
+    reseller_engine.topup("alice", 5)
+    reseller_engine.topup("alice", 1, now=datetime(2026, 3, 2))
+
+    dates = [e.date.replace("T", " ")[:16] for e in reseller_engine.store.expenses()]
+    assert dates == ["2026-03-01 01:00", "2026-03-02 00:00"]
+
+
 @pytest.mark.billmanager(world=WORLD)
 @pytest.mark.parametrize("name", ["first", "second"])  # the second sees none of the first's
 def test_each_test_gets_an_engine_on_a_database_of_its_own(reseller_engine, tmp_path, name):
