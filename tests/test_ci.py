@@ -52,6 +52,8 @@ def test_the_ci_matrix_examples_commands_each_take_their_shard():
     picked: dict[str, list[str]] = {}
     for shard in shards:
         for run in runs:
+            if "pytest" in run and shard != shards[0]:
+                continue  # its groups partitioning the suite is test_sharding's to check
             command = shlex.split(run.replace("${{ matrix.shard }}", str(shard)))
             assert command[0] == "python"
             # what each machine would run, only listed: --list and --collect-only run nothing
