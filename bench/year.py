@@ -86,9 +86,9 @@ def simulate(services: int, days: int, budget: float | None = None) -> tuple[flo
 def _seller_change(h: Harness, remote: int, n: int) -> None:
     if n % 2:
         body = {"service": remote, "addon": "ram", "value": 1024 * (1 + n % 4)}
-        h.control.post("/actions/set_addon", body)
+        h.side.act("set_addon", body)
     else:
-        h.control.post("/actions/set_param", {"service": remote, "name": "hostname", "value": n})
+        h.side.act("set_param", {"service": remote, "name": "hostname", "value": n})
 
 
 def change_rows_floor(changes: int, services: int) -> float:

@@ -1,4 +1,5 @@
-"""The pytest plugin (entry point `pytest11`): fixtures `billmanager` and `mock_billmanager`.
+"""The pytest plugin (entry point `pytest11`): fixtures `billmanager`, `mock_billmanager` and
+`reseller_engine`, and scenario files collected as tests.
 
 `billmanager` is a fresh simulated seller for each test: served on a loopback port (one
 server per test session, so per xdist worker, with a new seller per test) unless the test
@@ -7,6 +8,9 @@ parameter (`@pytest.mark.parametrize("billmanager", ["socket", "in_process"], in
 `mock_billmanager` is always in-process, routing `requests` and `httpx` calls to its URL.
 The marker also gives the world: `@pytest.mark.billmanager(world={...} or "file.yaml")`.
 `--bmsim-html FILE` and `--bmsim-coverage FILE` report every scenario file the tests run.
+
+`reseller_engine` is the reseller engine on a database in the test's `tmp_path`, selling what
+the test's `billmanager` sells, on its clock (a scenario world's `reseller` section set up).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 MARKER = "billmanager"
 OPTIONS = ("world", "in_process", "url", "start", "seed")
@@ -172,3 +177,22 @@ def mock_billmanager_fixture(request):
         url, options.get("world"), start=options.get("start"), seed=options.get("seed", 0)
     ) as mock:
         yield mock
+
+
+@pytest.fixture
+def reseller_engine(request, billmanager, tmp_path):
+    """The reseller engine on a database of this test's, its seller the test's `billmanager`."""
+    from bmsim.engine import ResellerEngine
+
+    with ResellerEngine(billmanager, tmp_path / "reseller.db") as engine:
+        engine.load(_reseller_section(_options(request).get("world")))
+        yield engine
+
+
+def _reseller_section(world) -> dict:
+    """A scenario world's `reseller` section (a world of the seller alone has none)."""
+    if isinstance(world, str | Path):
+        world = yaml.safe_load(Path(world).read_text(encoding="utf-8"))  # `billmanager` read it
+    if not isinstance(world, dict) or "seller" not in world:
+        return {}
+    return world.get("reseller") or {}

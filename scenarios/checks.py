@@ -82,7 +82,7 @@ def service_view(h: Harness, alias) -> dict:
 
 
 def seller_service_view(h: Harness, alias) -> dict:
-    service = h.control.get(f"/services/{h.remote(alias)}")
+    service = h.side.service(h.remote(alias))
     return {
         **service,
         "tariff": service["tariff_intname"],
@@ -153,7 +153,7 @@ def expect(h: Harness, arg: dict) -> None:
             else:
                 compare_whole(f"tariff {arg['tariff']}", key, want, view[key])
     elif "seller_balance" in arg:
-        balance = h.control.get(f"/accounts/{arg['seller_balance']}")["balance"]
+        balance = str(h.side.balance(str(arg["seller_balance"])))
         compare(
             f"seller balance of {arg['seller_balance']}",
             {"equals": arg["equals"]},
@@ -170,7 +170,7 @@ def expect(h: Harness, arg: dict) -> None:
     if "services" in arg:
         counts["services"] = len(h.store.items())
     if "seller_services" in arg:
-        counts["seller_services"] = len(h.control.get("/services")["services"])
+        counts["seller_services"] = len(h.side.services())
     compare("counts", {k: arg[k] for k in counts}, counts)
 
 

@@ -99,13 +99,13 @@ def both_sides(h: Harness) -> str:
             f"{alias}={item.status_name} (operation {operation.kind} {operation.state}{error})"
         )
     clients = ", ".join(f"{c.name} {c.balance}" for c in h.store.clients())
-    seller = h.control.get("/services")["services"]
-    balance = h.control.get("/accounts/reseller")["balance"]
+    seller = h.side.services()
+    account = h.side.account("reseller")
     theirs = [f"#{s['id']}={s['status']} {','.join(s['ips'])}" for s in seller]
     return (
         f"  reseller: {'; '.join(mine) or 'no services'} | clients: {clients}\n"
-        f"  seller:   {'; '.join(theirs) or 'no services'} | reseller's balance: {balance} "
-        f"{h.seller.currency}"
+        f"  seller:   {'; '.join(theirs) or 'no services'} | reseller's balance: "
+        f"{account['balance']} {account['currency']}"
     )
 
 

@@ -2,12 +2,14 @@
 
 The engine reaches the simulator only through its real seller client, over an in-process
 transport by default or over a local socket (`http=True`); the harness drives the simulator's
-clock and staff through the control API, exactly as a user would (in-process, the clock's
-5-minute ticks call what the clock endpoint runs directly: a request cost more than the tick).
+clock, staff and faults through one `SellerSide`, as a user's test would: `InProcessSide`
+(what the control API runs, without a request: one cost more than a clock tick) or
+`SocketSide` (the control API over the same socket).
 """
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from fnmatch import fnmatchcase
@@ -19,8 +21,9 @@ from reseller.client import SellerClient
 from reseller.engine import Engine
 from reseller.model import AUTOPROLONG_LEAD, PeriodRule
 from reseller.store import Store
+from simulator import side as seller_side
 from simulator.app import create_app
-from simulator.model import Seller, SellerError
+from simulator.model import Seller
 from simulator.server import LocalServer
 from simulator.transport import in_process_client
 from simulator.world import seller_from_world
@@ -151,33 +154,29 @@ class CrashWatch:
         return getattr(self.session, name)
 
 
-class ControlClient:
-    """The simulator's control API (`/_sim`) as calls."""
+class StepSide:
+    """A `SellerSide` whose refusals fail the step (`SellerRefused`: a `fails:` may name its
+    type), as the seller's staff refusing would in a scenario."""
 
-    def __init__(self, session: requests.Session, base_url: str):
-        self.http = session
-        self.base = base_url + "/_sim"
+    def __init__(self, side: seller_side.SellerSide):
+        self.side = side
 
-    def _reply(self, response: requests.Response):
-        try:
-            data = response.json()
-        except ValueError:
-            raise StepFailure(
-                f"the simulator answered HTTP {response.status_code} without JSON (a simulator bug)"
-            ) from None
-        if response.status_code >= 400:
-            error = data.get("error", {})
-            raise SellerRefused(str(error.get("type")), str(error.get("msg")))
-        return data
+    def __repr__(self) -> str:
+        return f"StepSide({self.side!r})"
 
-    def get(self, path: str, **params):
-        return self._reply(self.http.get(self.base + path, params=params, timeout=30))
+    def __getattr__(self, name: str):
+        attribute = getattr(self.side, name)
+        if not callable(attribute):
+            return attribute
 
-    def post(self, path: str, body: dict | None = None):
-        return self._reply(self.http.post(self.base + path, json=body or {}, timeout=30))
+        @functools.wraps(attribute)
+        def refusals_fail_the_step(*args, **kwargs):
+            try:
+                return attribute(*args, **kwargs)
+            except seller_side.SellerRefused as error:
+                raise SellerRefused(error.type, error.message) from None
 
-    def delete(self, path: str):
-        return self._reply(self.http.delete(self.base + path, timeout=30))
+        return refusals_fail_the_step
 
 
 class Harness:
@@ -196,18 +195,21 @@ class Harness:
         skip_idle: bool = True,
     ):
         self.start = self.now = start
-        seller = seller_from_world(seller_world, start, seed)
-        self.app = create_app(seller) if http else _spare_app(seller)
+        model = seller_from_world(seller_world, start, seed)
         self.server = None
+        if http:
+            timeout = 1.0
+            model.slow_seconds = timeout + 0.5  # a `slow` fault outlasts the engine's timeout
+        self.app = create_app(model) if http else _spare_app(model)
         if http:
             self.server = LocalServer(self.app)
             self.url, self.session = self.server.url, requests.Session()
             self.session.trust_env = False
-            timeout = 1.0
-            self.app.extensions["simulator"].seller.slow_seconds = timeout + 0.5
+            side = seller_side.SocketSide(self.url, session=self.session)
         else:
             self.url, self.session = IN_PROCESS_URL, in_process_client(self.app)
-        self.control = ControlClient(self.session, self.url)
+            side = seller_side.InProcessSide(self.app)
+        self.side = StepSide(side)
         self.timeout = timeout
         self.db_path = db_path
         self.watch = CrashWatch(self.session)
@@ -280,7 +282,8 @@ class Harness:
 
     @property
     def seller(self):
-        """The simulator's state, for invariant checks that read it whole."""
+        """The simulator's model itself, for tests that look inside it (the steps, checks and
+        invariants read it through `side`)."""
         return self.app.extensions["simulator"].seller
 
     def _next_cron(self) -> datetime:
@@ -290,20 +293,8 @@ class Harness:
         return t
 
     def _seller_clock(self, when: datetime) -> None:
-        if self.server is None:
-            # In-process, run what `POST /_sim/clock` runs without a request: the clock moves
-            # every simulated 5 minutes, and a request cost as much as the tick's own work.
-            seller = self.seller
-            try:
-                with seller.lock:
-                    seller.advance_to(when)
-                    due = seller.next_due()
-            except SellerError as error:
-                raise StepFailure(f"the seller refused: {error.type}: {error.msg}") from None
-            self.seller_due = due.replace(microsecond=0) if due else None
-            return
-        reply = self.control.post("/clock", {"to": when.isoformat()})
-        self.seller_due = datetime.fromisoformat(reply["next_due"]) if reply["next_due"] else None
+        due = self.side.move_to(when)["next_due"]
+        self.seller_due = due.replace(microsecond=0) if due else None
 
     def advance(self, until: datetime) -> None:
         """Run every job that falls due up to and including `until`, in time order."""
@@ -364,26 +355,14 @@ class Harness:
 
     def _seller_next_due(self) -> datetime | None:
         """When the seller's automation next has something to do."""
-        if self.server is None:
-            with self.seller.lock:
-                due = self.seller.next_due()
-        else:
-            raw = self.control.get("/clock")["next_due"]
-            due = datetime.fromisoformat(raw) if raw else None
+        due = self.side.next_due
         return due.replace(microsecond=0) if due else None
 
     def _seller_quiet(self, logins: list[str]) -> bool:
         """No event waits on these accounts' feeds, and no queued fault would meet a poll."""
-        if self.server is None:
-            seller = self.seller
-            if any(seller.feeds.get(login) for login in logins):
-                return False
-            queued = seller.faults.to_list()
-        else:
-            if any(self.control.get(f"/accounts/{login}")["pending_events"] for login in logins):
-                return False
-            queued = self.control.get("/faults")["faults"]
-        return not any(meets_a_poll(fault) for fault in queued)
+        if any(self.side.account(login)["pending_events"] for login in logins):
+            return False
+        return not any(meets_a_poll(fault) for fault in self.side.faults())
 
     def _skip_ticks(self, when: datetime, resume: datetime) -> None:
         """Skip the idle ticks from `when` up to (not including) the first at or after
@@ -428,7 +407,7 @@ class Harness:
                 c["at"],
                 f"{c['at']} {c['func'] or '-'} {c['params'].get('elid', '')} -> {c['result']}",
             )
-            for c in self.control.get("/calls", last=count)["calls"]
+            for c in self.side.calls(last=count)
         ]
         if lines:
             oldest = lines[0][0]

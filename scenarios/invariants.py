@@ -1,6 +1,8 @@
 """The named invariants of the scenario format, shared by the runner and the property tests.
 
-Each takes a `Harness` and returns the problems it found (an empty list when it holds).
+Each takes a `Harness` and returns the problems it found (an empty list when it holds). The
+seller is read through the harness's `SellerSide` (`h.side`), as any user's test reads it; a
+seller tariff's add-on definitions, which no `SellerSide` call shows, from its model.
 """
 
 from __future__ import annotations
@@ -12,23 +14,30 @@ from decimal import Decimal
 from reseller.model import POLL_LEASE, SELLER_DEBITS, STATUS_NAMES, UNKNOWN
 
 
+def seller_services(h) -> dict[int, dict]:
+    """The seller's services by id, as the seller side shows them."""
+    return {service["id"]: service for service in h.side.services()}
+
+
 def money_conserved(h) -> list[str]:
     """Every debit belongs to one accepted operation or direct purchase; only top-ups add money."""
     problems = []
-    seller = h.seller
-    for login, account in seller.accounts.items():
-        moved = sum((e.amount for e in seller.ledger if e.account == login), Decimal(0))
-        start = h.initial_seller_balances.get(login, Decimal(0))
-        if start + moved != account.balance:
+    ledger = h.side.ledger()
+    for login, start in h.initial_seller_balances.items():  # the world's are all there are
+        moved = sum((e["amount"] for e in ledger if e["account"] == login), Decimal(0))
+        balance = h.side.balance(login)
+        if start + moved != balance:
             problems.append(
-                f"seller account {login}: {start} + ledger {moved} != balance {account.balance}"
+                f"seller account {login}: {start} + ledger {moved} != balance {balance}"
             )
-    for entry in seller.ledger:
-        if entry.amount < 0 and entry.reason not in (*SELLER_DEBITS, "create_service"):
-            problems.append(f"seller debit {entry.id} has no purchase behind it ({entry.reason})")
-        if entry.amount > 0 and entry.reason != "topup":
-            problems.append(f"seller credit {entry.id} is not a top-up ({entry.reason})")
-    debits = Counter((e.service, e.reason) for e in seller.ledger if e.reason in SELLER_DEBITS)
+    for entry in ledger:
+        reason = entry["reason"]
+        if entry["amount"] < 0 and reason not in (*SELLER_DEBITS, "create_service"):
+            problems.append(f"seller debit {entry['id']} has no purchase behind it ({reason})")
+        if entry["amount"] > 0 and reason != "topup":
+            problems.append(f"seller credit {entry['id']} is not a top-up ({reason})")
+    debits = Counter((e["service"], e["reason"]) for e in ledger if e["reason"] in SELLER_DEBITS)
+    services = seller_services(h)
     # Operations by the reseller's service id, which the seller keeps as the remoteid: a
     # running one may already have been done by the seller, its reply lost.
     # An operation whose outcome is unknown (its reply lost, or given up on) may be one.
@@ -40,10 +49,11 @@ def money_conserved(h) -> list[str]:
             in_flight[(str(op.item), op.kind)] += 1
     for (service, reason), count in debits.items():
         kind = SELLER_DEBITS[reason]
-        remote = seller.services.get(service)
-        if remote is None or not remote.remoteid:
+        remote = services.get(service)
+        if remote is None or not remote["remoteid"]:
             continue  # ordered on the seller by someone else than this reseller
-        done, pending = accepted[(remote.remoteid, kind)], in_flight[(remote.remoteid, kind)]
+        key = (remote["remoteid"], kind)
+        done, pending = accepted[key], in_flight[key]
         if not done <= count <= done + pending:
             problems.append(
                 f"seller service {service}: {count} {reason} debit(s) but {done} accepted "
@@ -84,7 +94,7 @@ def one_remote_per_service(h) -> list[str]:
     for (_module, remote), count in links.items():
         if count > 1:
             problems.append(f"seller service {remote} is linked to {count} reseller services")
-    ordered = Counter(s.remoteid for s in h.seller.services.values() if s.remoteid)
+    ordered = Counter(s["remoteid"] for s in h.side.services() if s["remoteid"])
     for remoteid, count in ordered.items():
         if count > 1:
             problems.append(f"reseller service {remoteid} was ordered {count} times at the seller")
@@ -105,7 +115,7 @@ def drain(h) -> None:
     A poll another engine process holds (it died mid-poll, its lease still runs) is waited
     out, as the clock would: its next poll then reconciles first.
     """
-    h.control.delete("/faults")
+    h.side.clear_faults()
     for _ in range(200):
         due = h.engine.next_due()
         if due is None:
@@ -117,9 +127,9 @@ def drain(h) -> None:
             if report.busy:
                 h.advance(h.now + POLL_LEASE)
                 continue
-            if not h.seller.feeds.get(module.login):
+            if not h.side.account(module.login)["pending_events"]:
                 break
-        if h.drop_events_used or h.seller.faults.used.get("drop_events"):
+        if h.drop_events_used or h.side.faults_used().get("drop_events"):
             h.engine.reconcile(module.name, h.now)
 
 
@@ -127,20 +137,21 @@ def converged(h) -> list[str]:
     """After a drain, every linked service has the same status, expiry, add-ons and IPs."""
     drain(h)
     problems = []
+    services = seller_services(h)
     for item in h.store.items():
         if item.remote_id is None:
             continue
-        remote = h.seller.services.get(item.remote_id)
+        remote = services.get(item.remote_id)
         if remote is None:
             problems.append(
                 f"service {item.id} links seller service {item.remote_id}, which does not exist"
             )
             continue
-        expires = remote.expires.strftime("%Y-%m-%d") if remote.expires else None
+        expires = remote["expires"] or None  # a lifetime service never expires
         specs = h.store.tariff_by_id(item.pricelist).addons
         seller_addons = {}
-        tariff = h.seller.tariffs[remote.tariff]
-        for name, value in remote.addons.items():
+        tariff = h.seller.tariffs[remote["tariff"]]
+        for name, value in remote["addons"].items():
             if name in specs and name in tariff.addons:
                 spec = tariff.addons[name]
                 seller_addons[name] = (
@@ -152,15 +163,15 @@ def converged(h) -> list[str]:
         # default, which is what the seller gave it.
         mine = {k: item.addons.get(k, specs[k].default()) for k in seller_addons}
         pairs = [
-            ("status", item.status_name, STATUS_NAMES[remote.status]),
+            ("status", item.status_name, remote["status"]),
             ("expiry", item.expiredate, expires),
             ("add-ons", mine, seller_addons),
-            ("IPs", sorted(item.ips), sorted(remote.ips)),
+            ("IPs", sorted(item.ips), sorted(remote["ips"])),
         ]
         for what, local, seller in pairs:
             if local != seller:
                 problems.append(
-                    f"service {item.id} (seller {remote.id}): {what} {local} "
+                    f"service {item.id} (seller {remote['id']}): {what} {local} "
                     f"here, {seller} at the seller"
                 )
     return problems
@@ -169,12 +180,13 @@ def converged(h) -> list[str]:
 def balances_within_limits(h) -> list[str]:
     """No seller account and no reseller client was ever below zero: neither side gives credit."""
     problems = []
+    ledger = h.side.ledger()
     for login, start in h.initial_seller_balances.items():
         balance = start
-        for entry in (e for e in h.seller.ledger if e.account == login):
-            balance += entry.amount
+        for entry in (e for e in ledger if e["account"] == login):
+            balance += entry["amount"]
             if balance < 0:
-                problems.append(f"seller account {login} went to {balance} (ledger {entry.id})")
+                problems.append(f"seller account {login} went to {balance} (ledger {entry['id']})")
                 break
     for name, start in h.initial_client_balances.items():
         balance = start
@@ -189,13 +201,14 @@ def balances_within_limits(h) -> list[str]:
 # The statuses a service may reach from each, in one step or several: never back to ordered,
 # never back from deleted.
 REACHABLE = {1: {1, 2, 3, 4}, 2: {2, 3, 4}, 3: {2, 3, 4}, 4: {4}}
+STATUS_CODES = {name: code for code, name in STATUS_NAMES.items()}
 
 
 def statuses_move_legally(h) -> list[str]:
     """No status, here or at the seller, went back to ordered or came back from deleted."""
     seen = h.__dict__.setdefault("_statuses_seen", {})
     now = {("service", i.id): i.status for i in h.store.items()}
-    now.update({("seller service", s.id): s.status for s in h.seller.services.values()})
+    now.update({("seller service", s["id"]): STATUS_CODES[s["status"]] for s in h.side.services()})
     problems = [
         f"{kind} {key}: {STATUS_NAMES[seen[(kind, key)]]} -> {STATUS_NAMES[status]}"
         for (kind, key), status in now.items()
@@ -207,7 +220,7 @@ def statuses_move_legally(h) -> list[str]:
 
 def tariff_sync_converges(h) -> list[str]:
     """Synced, each tariff has the seller's add-ons, items and templates; resyncing is a no-op."""
-    h.control.delete("/faults")
+    h.side.clear_faults()
     problems = []
     for plan in h.store.tariffs():
         intname = plan.intname
@@ -255,12 +268,13 @@ def operations_settle(h) -> list[str]:
     h.advance(midnight)
     drain(h)
     problems = []
+    services = seller_services(h)
     for op in h.store.operations():
         if op.state == "done" or (op.state == "failed" and op.error_type):
             continue
         item = h.store.item(op.item)
-        remote = h.seller.services.get(item.remote_id) if item.remote_id else None
-        if op.state == "manual" and op.kind == "open" and remote and remote.status == 1:
+        remote = services.get(item.remote_id) if item.remote_id else None
+        if op.state == "manual" and op.kind == "open" and remote and remote["status"] == "ordered":
             continue  # the seller's staff have yet to set the service up
         problems.append(
             f"operation {op.id} ({op.kind} of service {op.item}) is {op.state}"

@@ -90,13 +90,13 @@ def _status(kind: str):
 
 
 def _seller(name: str):
-    """A seller-side action by its staff, through the control API."""
+    """A seller-side action by its staff, through the seller side."""
 
     def run(h: Harness, arg):
         body = dict(arg) if isinstance(arg, dict) else {"service": arg}
         if "service" in body:
             body["service"] = h.remote(body["service"])
-        return h.control.post(f"/actions/{name}", body)["result"]
+        return h.side.act(name, body)
 
     return run
 
@@ -109,7 +109,7 @@ def _fault(h: Harness, arg: dict) -> None:
     if arg["kind"] == "drop_events" and arg["times"]:
         h.drop_events_used = True
     aim = {key: str(arg[key]) for key in ("func", "account") if arg.get(key) is not None}
-    h.control.post("/faults", {"kind": arg["kind"], "times": arg["times"], **aim})
+    h.side.fault(arg["kind"], arg["times"], **aim)
 
 
 # -- the table ------------------------------------------------------------------------------

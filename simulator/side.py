@@ -219,6 +219,11 @@ class SellerSide(ABC):
         """Set an add-on (by its intname) to `value`: a number, on/off, or an item's name."""
         self._action("set_addon", {"service": service, "addon": addon, "value": value})
 
+    def act(self, action: str, body: dict):
+        """A seller-side action by its name in the scenario format (`activate`, `add_ip`, ...)
+        with the control API's body; its result (a service, an address, or None)."""
+        return self._action(action, body).get("result")
+
     def set_param(self, service: int, name: str, value) -> None:
         self._action("set_param", {"service": service, "name": name, "value": value})
 
@@ -258,7 +263,11 @@ class SellerSide(ABC):
 
     def clock_to(self, when: str | datetime) -> datetime:
         """Move the clock on to `when`, running what falls due; it never goes back."""
-        return self._clock_reply(self._clock({"to": _when(when)}))["now"]
+        return self.move_to(when)["now"]
+
+    def move_to(self, when: str | datetime) -> dict:
+        """Move the clock on to `when`, as `clock_to`; the clock as `clock()` reads it then."""
+        return self._clock_reply(self._clock({"to": _when(when)}))
 
     @property
     def now(self) -> datetime:
@@ -287,6 +296,10 @@ class SellerSide(ABC):
 
     def clear_faults(self) -> None:
         self._faults("DELETE")
+
+    def faults_used(self) -> dict[str, int]:
+        """How many calls and reads each kind of fault has hit so far, spent counters too."""
+        return self._faults("GET")["used"]
 
     # -- what the seller holds and was sent --------------------------------------------------
 

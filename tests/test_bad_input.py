@@ -292,8 +292,8 @@ def prepared(h) -> dict:
     h.engine.import_tariff("seller", 5, h.now)
     item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
     h.wait(timedelta(minutes=5))
-    h.control.post("/actions/add_ip", {"service": h.store.item(item).remote_id})
-    h.control.post("/actions/create_service", {"account": "reseller", "tariff": 5, "period": 1})
+    h.side.act("add_ip", {"service": h.store.item(item).remote_id})
+    h.side.act("create_service", {"account": "reseller", "tariff": 5, "period": 1})
     return {"item": item, "remote": max(h.seller.services)}
 
 
@@ -358,7 +358,7 @@ def test_no_password_reaches_the_call_log_the_logs_a_report_or_an_error(tmp_path
         h = harness(http=http)
         try:
             state = prepared(h)
-            h.control.post("/faults", {"kind": "lose_reply", "times": 1})
+            h.side.fault("lose_reply", 1)
             h.engine.prolong(state["item"], 1, h.now)
             h.wait(timedelta(minutes=10))
             for bad in ("wrong", PASSWORD + "x"):
@@ -366,7 +366,7 @@ def test_no_password_reaches_the_call_log_the_logs_a_report_or_an_error(tmp_path
                     h.engine.connect(f"m-{bad}", h.url, "shop", bad, [], h.now)
                 seen.append(str(refused.value))
             seen.append(repr(h.engine.seller(h.store.module("seller"))))
-            seen += [str(c) for c in h.control.get("/calls")["calls"]]
+            seen += [str(c) for c in h.side.calls()]
             seen += h.engine.reconcile("seller", h.now)
         finally:
             h.close()

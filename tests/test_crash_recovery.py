@@ -77,16 +77,16 @@ def poll_a_batch(h: Harness):
     items = [active_service(h), h.engine.order("bob", "5-vds-1", 1, h.now, ostempl="debian-12")]
     for item in items:
         remote = h.store.item(item).remote_id
-        h.control.post("/actions/add_ip", {"service": remote})
-        h.control.post("/actions/set_param", {"service": remote, "name": "hostname", "value": "x"})
-    h.control.post("/actions/suspend", {"service": h.store.item(items[0]).remote_id})
+        h.side.act("add_ip", {"service": remote})
+        h.side.act("set_param", {"service": remote, "name": "hostname", "value": "x"})
+    h.side.act("suspend", {"service": h.store.item(items[0]).remote_id})
     return lambda: h.engine.checkevent("seller", h.now)
 
 
 def sync(h: Harness):
     h.engine.import_tariff("seller", 5, h.now)
-    h.control.post(
-        "/actions/edit_tariff",
+    h.side.act(
+        "edit_tariff",
         {
             "id": 5,
             "ostempl": ["ubuntu-24"],
@@ -165,7 +165,7 @@ def test_a_crash_while_polling_loses_no_event_and_applies_none_twice(tmp_path):
             with pytest.raises(Crash):
                 h.engine.checkevent("seller", h.now)
             restart_engine(h)
-            h.control.post("/actions/add_ip", {"service": h.store.items()[0].remote_id})
+            h.side.act("add_ip", {"service": h.store.items()[0].remote_id})
             pending += 1
         h.engine.checkevent("seller", h.now)
         applied = [e.event_id for e in h.store.applied_events()]

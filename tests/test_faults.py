@@ -114,7 +114,7 @@ def restart_refused_order(h):
     h.initial_seller_balances["reseller"] = 0
     h.engine.import_tariff("seller", 5, h.now)
     item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
-    h.control.post("/actions/topup", {"account": "reseller", "amount": 50})
+    h.side.act("topup", {"account": "reseller", "amount": 50})
     return lambda: h.engine.restart(item, h.now)
 
 
@@ -135,8 +135,8 @@ def import_tariff(h):
 
 def sync_tariff(h):
     h.engine.import_tariff("seller", 5, h.now)
-    h.control.post(
-        "/actions/edit_tariff",
+    h.side.act(
+        "edit_tariff",
         {"id": 5, "ostempl": ["ubuntu-24"], "addons": {"disk": {"id": 14, "included": 20}}},
     )
     return lambda: h.engine.sync_tariff("5-vds-1", h.now)
@@ -144,23 +144,23 @@ def sync_tariff(h):
 
 def poll_events(h):
     item = linked_service(h)
-    h.control.post("/actions/add_ip", {"service": h.store.item(item).remote_id})
-    h.control.post("/actions/suspend", {"service": h.store.item(item).remote_id})
+    h.side.act("add_ip", {"service": h.store.item(item).remote_id})
+    h.side.act("suspend", {"service": h.store.item(item).remote_id})
     return lambda: h.engine.checkevent("seller", h.now)
 
 
 def reconcile(h):
     first, second = linked_service(h), linked_service(h)
     for item in (first, second):
-        h.control.post("/actions/add_ip", {"service": h.store.item(item).remote_id})
-    h.control.post("/faults", {"kind": "drop_events", "times": 1})
+        h.side.act("add_ip", {"service": h.store.item(item).remote_id})
+    h.side.fault("drop_events", 1)
     h.drop_events_used = True
     h.engine.checkevent("seller", h.now)
     return lambda: h.engine.reconcile("seller", h.now)
 
 
 def list_services(h):
-    h.control.post("/actions/create_service", {"account": "reseller", "tariff": 5, "period": 1})
+    h.side.act("create_service", {"account": "reseller", "tariff": 5, "period": 1})
     return lambda: h.engine.import_services("seller", "vds", "*", h.now)
 
 
@@ -271,7 +271,7 @@ def test_an_operation_the_seller_never_answers_gives_up_after_a_day_with_its_rea
     h = harness()
     try:
         h.engine.import_tariff("seller", 5, h.now)
-        h.control.post("/faults", {"kind": "down", "times": 100_000})
+        h.side.fault("down", 100_000)
         item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
         h.wait(timedelta(hours=23))
         assert h.store.latest_operation(item).state == "running"
@@ -291,7 +291,7 @@ def test_a_slow_seller_over_a_socket_is_retried_and_the_order_placed_once():
     try:
         h.timeout, h.seller.slow_seconds = 0.3, 0.5  # the engine's client is opened after this
         h.engine.import_tariff("seller", 5, h.now)
-        h.control.post("/faults", {"kind": "slow", "times": 2})
+        h.side.fault("slow", 2)
         item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
         assert h.store.latest_operation(item).state == "running"
         h.wait(timedelta(minutes=10))
@@ -338,7 +338,7 @@ def test_duplicated_and_reordered_events_each_change_state_once_in_the_sellers_o
         for step, (change, fault) in enumerate(changes):
             seller_change(h, remote, change, step)
             if fault:
-                h.control.post("/faults", {"kind": fault, "times": 1})
+                h.side.fault(fault, 1)
             if step % 3 == 2:
                 h.engine.checkevent("seller", h.now)
                 statuses.append(h.store.item(item).status)
@@ -362,7 +362,7 @@ def test_reconcile_repairs_what_dropped_events_lost(changes, drops):
     try:
         item = linked_service(h)
         remote = h.store.item(item).remote_id
-        h.control.post("/faults", {"kind": "drop_events", "times": drops})
+        h.side.fault("drop_events", drops)
         for step, change in enumerate(changes):
             seller_change(h, remote, change, step)
             h.engine.checkevent("seller", h.now)
@@ -392,7 +392,7 @@ def test_two_modules_on_one_seller_account_lose_each_others_events_at_the_seller
         h.engine.import_tariff("seller", 5, h.now)
         mine = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
         remote = h.store.item(mine).remote_id
-        h.control.post("/actions/suspend", {"service": remote})
+        h.side.act("suspend", {"service": remote})
         report = other.checkevent("seller", h.now)  # the other reseller polls first
         assert report.fetched >= 2
         assert h.engine.checkevent("seller", h.now).fetched == 0

@@ -27,12 +27,12 @@ def story(skip_idle: bool, http: bool = False) -> Harness:
     # ordered mid-story, between two waits: its set-up 10 minutes later must not be skipped
     h.engine.order("bob", "8-web-1", 1, h.now)
     h.wait(timedelta(hours=2))
-    h.control.post("/actions/activate", {"service": h.store.item(by_hand).remote_id})
+    h.side.act("activate", {"service": h.store.item(by_hand).remote_id})
     h.wait(timedelta(days=22))
     h.engine.change_status(kept, "suspend", h.now)
     h.wait(timedelta(days=3, hours=7, minutes=3))
-    h.control.post("/faults", {"kind": "drop_events", "times": 1})
-    h.control.post("/actions/resume", {"service": h.store.item(kept).remote_id})
+    h.side.fault("drop_events", 1)
+    h.side.act("resume", {"service": h.store.item(kept).remote_id})
     h.wait(timedelta(days=12))
     return h
 
@@ -87,8 +87,8 @@ def test_the_daily_reconcile_still_runs_at_the_first_tick_of_each_day():
         h.engine.import_tariff("seller", 5, h.now)
         item = h.engine.order("alice", "5-vds-1", 12, h.now, ostempl="debian-12")
         h.wait(timedelta(minutes=5))
-        h.control.post("/faults", {"kind": "drop_events", "times": 1})
-        h.control.post("/actions/suspend", {"service": h.store.item(item).remote_id})
+        h.side.fault("drop_events", 1)
+        h.side.act("suspend", {"service": h.store.item(item).remote_id})
         h.wait(timedelta(hours=23, minutes=54))  # up to 23:59: the event was dropped
         assert h.store.item(item).status_name == "active"
         h.wait(timedelta(minutes=2))  # 00:01: the 00:00 tick reconciled

@@ -104,14 +104,31 @@ OUTSIDE_SUITE = {
                 ports.write(f"{worker_id} {billmanager.url}\\n")
     """,
     "world.yaml": """
-        name: a world for my tests
         start: 2026-03-01T00:00:00Z
         seller:
           accounts:
             shop: {password: pw, balance: 50}
           tariffs:
             5: {intname: vds-1, type: vds, prices: {1: 10}, setup: manual}
-        steps: []
+        reseller:
+          currency: EUR
+          clients:
+            bob: {balance: 30}
+    """,
+    "scenarios/order.yaml": """
+        name: an order of mine becomes active once the staff set it up
+        include: ../world.yaml
+        reseller:
+          modules:
+            shop: {account: shop, password: pw}
+        steps:
+          - import: {module: shop, tariff: 5}
+          - order: {client: bob, tariff: 5-vds-1, period: 1}
+            as: vps
+          - seller.activate: vps
+          - wait: 5m
+          - expect: {service: vps, status: active}
+          - expect: {seller_balance: shop, equals: 40}
     """,
     "test_mine.py": """
         import pytest
@@ -144,6 +161,19 @@ OUTSIDE_SUITE = {
         def test_the_mock_fixture(mock_billmanager):
             assert order("https://bm.example.com") == 1000
             assert mock_billmanager.calls(func="*.order.param")[0]["account"] == "shop"
+
+
+        @pytest.mark.billmanager(world="world.yaml")
+        @pytest.mark.parametrize("billmanager", ["socket", "in_process"], indirect=True)
+        def test_the_engine_sees_what_the_staff_did_after_its_poll(billmanager, reseller_engine):
+            reseller_engine.connect("shop", "shop", "pw")
+            tariff = reseller_engine.import_tariff("shop", 5)
+            item = reseller_engine.order("bob", tariff, 1)
+            billmanager.activate(reseller_engine.item(item).remote_id)
+            assert reseller_engine.item(item).status_name == "ordered"
+            reseller_engine.advance("5m")
+            assert reseller_engine.item(item).status_name == "active"
+            assert reseller_engine.client("bob").balance == 20
     """,
 }
 
@@ -153,6 +183,7 @@ def run_outside(tmp_path: Path, *options: str) -> tuple[subprocess.CompletedProc
     suite = tmp_path / "suite"
     suite.mkdir()
     for name, text in OUTSIDE_SUITE.items():
+        (suite / name).parent.mkdir(exist_ok=True)
         (suite / name).write_text(textwrap.dedent(text).lstrip())
     ports = tmp_path / "ports.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "HYPOTHESIS"))}
@@ -171,7 +202,7 @@ def test_a_suite_outside_the_repository_uses_the_installed_plugin(tmp_path):
     done, ports = run_outside(tmp_path)
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "8 passed" in done.stdout
+    assert "11 passed" in done.stdout  # 10 Python tests, 1 scenario file
     assert len(ports) == 6 and len({line.split()[1] for line in ports}) == 1  # one server, reused
 
 
@@ -179,7 +210,7 @@ def test_under_xdist_each_worker_serves_its_own_simulator_and_tests_stay_apart(t
     done, ports = run_outside(tmp_path, "-n", "2")
 
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "8 passed" in done.stdout
+    assert "11 passed" in done.stdout
     by_worker: dict[str, set] = {}
     for line in ports:
         worker, url = line.split()

@@ -52,7 +52,13 @@ def clean_env(**extra: str) -> dict:
 
 
 def test_the_readme_has_the_examples_this_file_runs():
-    assert len(blocks("python")) >= 3 and len(blocks("sh")) == 1 and len(blocks("console")) == 1
+    assert len(blocks("python")) >= 4 and len(blocks("console")) == 1
+    assert len(blocks("sh")) == 2 and len(blocks("yaml")) == 1
+
+
+def sh_block(word: str) -> str:
+    """The section's `sh` block whose commands mention `word`."""
+    return next(block for block in blocks("sh") if word in block)
 
 
 def test_the_python_examples_pass_as_a_suite_outside_the_repository(tmp_path):
@@ -75,10 +81,36 @@ def test_the_python_examples_pass_as_a_suite_outside_the_repository(tmp_path):
     assert "passed" in done.stdout and "skipped" not in done.stdout
 
 
+def pytest_commands() -> list[list[str]]:
+    """The README's commands that run scenario files as tests."""
+    return [shlex.split(line, comments=True) for line in sh_block("pytest").splitlines()]
+
+
+@pytest.mark.parametrize("command", pytest_commands(), ids=" ".join)
+def test_each_pytest_command_runs_the_scenario_file_shown_as_one_passing_test(tmp_path, command):
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "order_goes_active.yaml").write_text(blocks("yaml")[0])
+    (folder / "config.yaml").write_text("name: not a scenario\nsettings: {}\n")  # left alone
+    assert command[0] == "pytest"
+
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *command[1:]],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 passed" in done.stdout
+
+
 def simulator_commands() -> list[tuple[list[str], str]]:
     """The README's simulator commands, each with the clock mode it starts."""
     commands = []
-    for line in blocks("sh")[0].splitlines():
+    for line in sh_block("run.py simulator").splitlines():
         command = shlex.split(line, comments=True)
         mode = "speed" if "--speed" in command else "real" if "real" in command else "manual"
         commands.append((command, mode))

@@ -70,7 +70,7 @@ def test_the_cron_polls_the_seller_at_each_five_minute_tick(harness):
 
 def test_a_wait_retries_an_operation_with_backoff_until_the_seller_answers(harness):
     harness.engine.import_tariff("seller", 5, harness.now)
-    harness.control.post("/faults", {"kind": "down", "times": 3})
+    harness.side.fault("down", 3)
     item = harness.engine.order("alice", "5-vds-1", 1, harness.now, ostempl="debian-12")
     assert harness.store.latest_operation(item).state == "running"
     harness.wait(timedelta(minutes=3))  # tries at 1m and 3m both refused
@@ -84,7 +84,7 @@ def test_a_wait_retries_an_operation_with_backoff_until_the_seller_answers(harne
 
 def test_an_operation_gives_up_as_failed_after_a_day_of_transport_failures(harness):
     harness.engine.import_tariff("seller", 5, harness.now)
-    harness.control.post("/faults", {"kind": "error", "times": 1000})
+    harness.side.fault("error", 1000)
     item = harness.engine.order("alice", "5-vds-1", 1, harness.now, ostempl="debian-12")
     harness.wait(timedelta(hours=23, minutes=50))
     assert harness.store.latest_operation(item).state == "running"

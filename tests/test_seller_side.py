@@ -517,3 +517,35 @@ def test_a_guarded_simulator_refuses_a_side_without_its_token_as_auth_401():
         401,
     )
     assert refused.value.message.startswith("token: missing; the control API needs its token")
+
+
+def test_act_does_an_action_by_its_scenario_name_and_gives_its_result(side, session):
+    service = order(session, pricelist=7)  # tariff 7 waits for the staff
+
+    added = side.act("add_ip", {"service": service, "ip": "203.0.113.99"})
+    side.act("activate", {"service": service})
+
+    assert added == {"ip": "203.0.113.99"}
+    assert side.service(service)["status"] == "active"
+    with pytest.raises(SellerRefused) as refused:
+        side.act("activate", {"service": service})
+    assert refused.value.type == "value"
+
+
+def test_move_to_gives_the_clock_reading_after_the_move(side, session):
+    order(session, pricelist=6)  # set up 10 minutes after the order
+
+    reading = side.move_to(START + timedelta(minutes=5))
+
+    assert reading["now"] == START + timedelta(minutes=5)
+    assert reading["next_due"] == START + timedelta(minutes=10)
+    assert reading == side.clock()
+
+
+def test_faults_used_counts_what_each_kind_hit_spent_counters_too(side, session):
+    side.fault("error", times=1, func="itemevent")
+
+    session.post(URL, data={"func": "itemevent", "authinfo": "reseller:s3cret"})
+
+    assert side.faults() == []  # spent
+    assert side.faults_used()["error"] == 1 and side.faults_used()["down"] == 0

@@ -417,7 +417,7 @@ class ResellingMachine(RuleBasedStateMachine):
         if kind == "drop_events":
             self.h.drop_events_used = True
         aim = {key: value for key, value in (("func", func), ("account", account)) if value}
-        self.h.control.post("/faults", {"kind": kind, "times": times, **aim})
+        self.h.side.fault(kind, times, **aim)
 
     # -- the engine's process ----------------------------------------------------------------
 
