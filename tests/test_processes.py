@@ -343,15 +343,15 @@ def test_two_processes_racing_for_one_order_against_a_slow_seller_send_it_once(
         assert raced, f"{what}: the retry job was not running while the order was at the seller"
         calls = [
             c
-            for c in h.control.get("/calls")["calls"]
+            for c in h.side.calls()
             if c["func"] == "vds.order.param" and c["params"].get("remoteid") == str(item)
         ]
         assert len(calls) == 1, f"{what}: the seller's call log has {len(calls)} orders"
-        remotes = h.control.get("/services", remoteid=str(item))["services"]
+        remotes = h.side.services(remoteid=str(item))
         assert len(remotes) == 1, f"{what}: the seller has {len(remotes)} services"
         debits = [
             e
-            for e in h.control.get("/ledger", account="reseller")["ledger"]
+            for e in h.side.ledger(account="reseller")
             if e["reason"] == "order" and e["service"] == remotes[0]["id"]
         ]
         assert len(debits) == 1, f"{what}: the seller debited {len(debits)} orders"
@@ -378,12 +378,12 @@ def test_two_processes_polling_one_module_at_once_apply_every_event_once(h, slow
     items = [h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12") for _ in range(2)]
     for item in items:
         remote = h.store.item(item).remote_id
-        h.control.post("/actions/add_ip", {"service": remote})
-        h.control.post("/actions/set_param", {"service": remote, "name": "hostname", "value": "x"})
-    h.control.post("/actions/suspend", {"service": h.store.item(items[0]).remote_id})
+        h.side.add_ip(remote)
+        h.side.set_param(remote, "hostname", "x")
+    h.side.suspend(h.store.item(items[0]).remote_id)
     feed = [event.id for event in h.seller.feeds["reseller"]]
     assert len(feed) >= 7
-    h.control.delete("/calls")
+    h.side.clear_calls()
     gate = slow.hold("itemevent")
 
     pollers = [processes.engine("checkevent", h, "seller") for _ in range(2)]
@@ -399,7 +399,7 @@ def test_two_processes_polling_one_module_at_once_apply_every_event_once(h, slow
     assert sorted(r["busy"] for r in reports) == [False, True], reports
     polled = next(r for r in reports if not r["busy"])
     assert (polled["fetched"], polled["applied"]) == (len(feed), len(feed)), reports
-    reads = [c for c in h.control.get("/calls")["calls"] if c["func"] == "itemevent"]
+    reads = [c for c in h.side.calls() if c["func"] == "itemevent"]
     assert len(reads) == 1, f"the feed was read {len(reads)} times"
     applied = [e.event_id for e in h.store.applied_events()]
     assert sorted(applied) == sorted(feed), "an event was lost or applied twice"
@@ -424,7 +424,7 @@ def staff_change(h: Harness, rng: random.Random) -> None:
     if action == "set_param":
         body |= {"name": "hostname", "value": f"h{rng.randrange(1000)}"}
     try:
-        h.control.post(f"/actions/{action}", body)
+        h.side.act(action, body)
     except SellerRefused:  # suspending a suspended one, say: the staff just can't
         pass
 
@@ -493,7 +493,7 @@ def test_an_engine_killed_while_the_seller_refuses_its_change_leaves_it_unaccept
     item = h.engine.order("alice", "5-vds-1", 1, h.now, ostempl="debian-12")
     h.wait(timedelta(minutes=5))
     remote = h.store.item(item).remote_id
-    h.control.post("/actions/delete", {"service": remote})
+    h.side.delete(remote)
     slow.hold(call)
 
     worker = processes.engine("change", h, change, str(item))
@@ -506,7 +506,7 @@ def test_an_engine_killed_while_the_seller_refuses_its_change_leaves_it_unaccept
     assert worker.returncode == -signal.SIGKILL, f"it ended by itself\n{out}\n{err[-3000:]}"
     slow.release()
     slow.wait_idle()
-    refused = [c for c in h.control.get("/calls")["calls"] if c["func"] == call][-1]
+    refused = [c for c in h.side.calls() if c["func"] == call][-1]
     assert refused["result"] == "value", refused  # the seller did nothing: the service is gone
 
     h.restart_engine()
@@ -569,7 +569,7 @@ def test_a_resume_whose_event_died_with_its_poll_settles_though_the_staff_suspen
     slow.release()
     slow.wait_idle()
     assert not h.seller.feeds["reseller"], "the seller kept the feed it handed to the dead engine"
-    h.control.post("/actions/suspend", {"service": h.store.item(item).remote_id})
+    h.side.suspend(h.store.item(item).remote_id)
 
     h.restart_engine()
     h.wait(OPERATION_LEASE + timedelta(minutes=1))

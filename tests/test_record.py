@@ -326,5 +326,6 @@ def test_run_py_record_insecure_accepts_a_self_signed_upstream_quietly(tls_upstr
         proxy.send_signal(signal.SIGTERM)
         _, errors = proxy.communicate(timeout=10)
     assert (reply.status_code, reply.content) == (200, b"<doc><ok/></doc>")
-    assert errors == ""
+    # no certificate warning; waitress notes a request that waited for a thread on a busy machine
+    assert [line for line in errors.splitlines() if not line.startswith("Task queue depth")] == []
     assert [c.status for c in read_cassette(out)] == [200]
