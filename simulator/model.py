@@ -191,13 +191,9 @@ class Tariff:
 
     def price_for(self, period: int, addons: dict) -> Decimal:
         """The tariff's price for `period` plus its add-ons at `addons` for as many months."""
-        monthly = sum(
-            (
-                a.monthly_price(addons[n] if n in addons else a.default())
-                for n, a in self.addons.items()
-            ),
-            Decimal(0),
-        )
+        monthly = Decimal(0)
+        for name, addon in self.addons.items():
+            monthly += addon.monthly_price(addons[name] if name in addons else addon.default())
         return cents(self.prices[period] + monthly * months_in(period))
 
 

@@ -86,19 +86,17 @@ def _period_price(seller: Seller, service: Service) -> Decimal | None:
     return tariff.price_for(service.period, service.addons)
 
 
-def monthly_cost(seller: Seller, service: Service) -> str:
-    """The `cost` column: what the service costs a month (or its period, if not in months)."""
+def cost_cells(seller: Seller, service: Service) -> tuple[str, str]:
+    """The `cost` column (what the service costs a month, or its period if not in months) and
+    `item_cost` (its period's price), from one reckoning of the price: a list has a row each."""
     price = _period_price(seller, service)
     if price is None:
-        return ""
+        return "", ""
     if service.period > 0:
-        return f"{money(price / service.period)} {seller.currency} / month"
-    return f"{money(price)} {seller.currency} / {period_label(service.period)}"
-
-
-def item_cost(seller: Seller, service: Service) -> str:
-    price = _period_price(seller, service)
-    return "" if price is None else f"{price:.4f}"
+        cost = f"{money(price / service.period)} {seller.currency} / month"
+    else:
+        cost = f"{money(price)} {seller.currency} / {period_label(service.period)}"
+    return cost, f"{price:.4f}"
 
 
 def datacenter_name(tariff: Tariff) -> str:

@@ -10,11 +10,10 @@ from simulator.functions.common import (
     STATUS_LABELS,
     autoprolong_period,
     autoprolong_text,
+    cost_cells,
     datacenter_name,
     date,
-    item_cost,
     listing,
-    monthly_cost,
     period_label,
     service_of,
     stamp,
@@ -31,6 +30,7 @@ def service_row(seller: Seller, service: Service) -> list[ET.Element]:
     """A service as its type's list shows it; `pricelist` is the tariff's name."""
     tariff = seller.tariffs[service.tariff]
     ip = service.params.get("ip", "") if service.type == "soft" else ""
+    cost, period_cost = cost_cells(seller, service)
     return fields(
         id=service.id,
         name=service.name,
@@ -47,8 +47,8 @@ def service_row(seller: Seller, service: Service) -> list[ET.Element]:
         username=service.params.get("username"),
         licname=service.params.get("licname"),
         ostempl=service.params.get("ostempl"),
-        cost=monthly_cost(seller, service),
-        item_cost=item_cost(seller, service),
+        cost=cost,
+        item_cost=period_cost,
         currency_str=seller.currency,
         datacentername=datacenter_name(tariff),
         autoprolong=autoprolong_text(service),
