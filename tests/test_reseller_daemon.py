@@ -236,8 +236,10 @@ def test_an_unreachable_seller_or_clock_is_one_line_a_tick_and_the_daemon_goes_o
 
 
 def test_a_second_signal_stops_the_daemon_at_once_while_a_seller_call_hangs(ready, sim, daemon):
-    seller_of(sim.app).slow_seconds = 1.0
-    sim.fault("slow")  # the first poll's call waits a second for its reply
+    # the first poll's call waits 3 s for its reply: a daemon that waited for it could not
+    # stop within 2 s, one that stops at once does so on the busiest machine
+    seller_of(sim.app).slow_seconds = 3.0
+    sim.fault("slow")
     running = daemon(ready.db, "--clock", ready.url)
     running.wait_for("daemon started")
     started = time.monotonic()
@@ -246,5 +248,5 @@ def test_a_second_signal_stops_the_daemon_at_once_while_a_seller_call_hangs(read
     code, errors = running.stop(signal.SIGINT)
 
     assert (code, errors) == (0, [])
-    assert time.monotonic() - started < 0.9
+    assert time.monotonic() - started < 2.0
     assert running.lines[-1].endswith(" daemon stopped at once")
