@@ -128,14 +128,12 @@ def _compare(transport, limit, sim, bare, repetitions, seconds) -> list[Figure]:
             repetitions,
         )
         figures.append(
-            Figure(
-                number=1,
-                name=f"{name}, {transport}",
-                value=value * 1000,
-                floor=floor * 1000,
-                ratio=value / floor,
-                target=f"<= {limit}x",
-                met=value / floor <= limit,
+            Figure.within(
+                1,
+                f"{name}, {transport}",
+                value * 1000,
+                floor * 1000,
+                limit,
                 unit="ms/call",
                 floor_name="bare Flask endpoint, same bytes, same client, form read as leanly",
             )
@@ -181,14 +179,12 @@ def measure_sizes(quick: bool) -> list[Figure]:
             repetitions,
         )
         figures.append(
-            Figure(
-                number=1,
-                name=f"{name}, {others:,} other services, in-process",
-                value=value * 1000,
-                floor=floor * 1000,
-                ratio=value / floor,
-                target=f"<= {SIZE_LIMIT}x",
-                met=value / floor <= SIZE_LIMIT,
+            Figure.within(
+                1,
+                f"{name}, {others:,} other services, in-process",
+                value * 1000,
+                floor * 1000,
+                SIZE_LIMIT,
                 unit="ms/call",
                 floor_name="the same call with no other services",
             )

@@ -66,6 +66,33 @@ class Figure:
     floor_name: str
     note: str = ""
 
+    @classmethod
+    def within(
+        cls,
+        number: int,
+        name: str,
+        value: float,
+        floor: float,
+        limit: float,
+        unit: str,
+        floor_name: str,
+        note: str = "",
+    ) -> Figure:
+        """A figure whose target is at most `limit` times its floor (value and floor in `unit`)."""
+        ratio = value / floor
+        return cls(
+            number=number,
+            name=name,
+            value=value,
+            floor=floor,
+            ratio=ratio,
+            target=f"<= {limit:g}x",
+            met=ratio <= limit,
+            unit=unit,
+            floor_name=floor_name,
+            note=note,
+        )
+
     def as_json(self) -> dict:
         return asdict(self)
 
