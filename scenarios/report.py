@@ -8,6 +8,7 @@ expected and actual, a property's shrunk example, the plots; then the suite's co
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from importlib.resources import files as package_files
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
 
@@ -19,6 +20,7 @@ from simulator.overview import duration_text
 
 WIDTH, ROW, TOP, AXIS = 1400, 22, 6, 18
 LEFT, RIGHT = 16, 16
+CHART_CSS = package_files("simulator") / "static" / "charts.css"  # the dashboard's too
 GAP = 19  # between the centres of dots side by side
 CHART_TITLES = {
     "seller_balances": "balances at the seller",
@@ -237,6 +239,7 @@ def render(files: list[dict], title: str = "Scenario run", seconds: float | None
             seconds=seconds if seconds is not None else sum(s["seconds"] for s in files),
             coverage=coverage_view(files),
             chart_titles=CHART_TITLES,
+            chart_css=Markup(CHART_CSS.read_text(encoding="utf-8")),
         )
     )
 
