@@ -18,6 +18,7 @@ where the format shows labels (bjson, ajax) rather than the raw value (XML, JSON
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from xml.etree import ElementTree as ET
@@ -27,13 +28,31 @@ ALWAYS_LISTS = frozenset({"elem", "list", "slist", "val"})
 
 
 class Document:
-    """What a function answers, before it is rendered: a `<doc>` tree and its kind."""
+    """What a function answers, before it is rendered: a `<doc>` tree and its kind.
 
-    __slots__ = ("root", "kind")
+    A document `kept` for many replies keeps each rendering it was given (`renderings`); it
+    must not change after that: `changeable` gives a copy to change.
+    """
+
+    __slots__ = ("root", "kind", "renderings")
 
     def __init__(self, kind: str, children=()):
         self.root = el("doc", children=children)
         self.kind = kind
+        self.renderings: dict | None = None
+
+    def kept(self) -> Document:
+        """This document, to be rendered for many replies: each rendering is made once."""
+        self.renderings = {}
+        return self
+
+    def changeable(self) -> Document:
+        """This document, or a copy of a kept one (its root's children shared), to change."""
+        if self.renderings is None:
+            return self
+        twin = Document(self.kind)
+        twin.root = copy.copy(self.root)
+        return twin
 
     def add(self, *children: ET.Element) -> Document:
         self.root.extend(children)
@@ -424,7 +443,23 @@ def format_of(params: dict) -> tuple[str, str | None]:
     return REFUSAL_FORMAT, out
 
 
+RENDERINGS_KEPT = 16  # per kept document: the formats, times the few ways to name a function
+
+
 def render(document: Document, name: str, context: dict) -> tuple[bytes, str]:
-    """The document in format `name` (a key of FORMATS), and its content type."""
+    """The document in format `name` (a key of FORMATS), and its content type.
+
+    A kept document's rendering is made once per format and context (bjson and ajax show the
+    function's name; ajax an error's elids).
+    """
     renderer, mimetype = FORMATS[name]
-    return renderer(document, context), mimetype
+    kept = document.renderings
+    if kept is None:
+        return renderer(document, context), mimetype
+    key = (name, context.get("func", ""), tuple(context.get("elids", ())))
+    body = kept.get(key)
+    if body is None:
+        body = renderer(document, context)
+        if len(kept) < RENDERINGS_KEPT:
+            kept[key] = body
+    return body, mimetype

@@ -391,6 +391,52 @@ class ServiceBook(dict):
         self.by_remoteid.get((service.account, service.remoteid), {}).pop(service.id, None)
 
 
+class Catalogue(dict):
+    """Tariffs by id, with a `version` that every change to the mapping moves on.
+
+    A tariff is replaced, never edited in place (`Seller.add_tariff`, `edit_tariff`), so the
+    version names one state of every tariff, add-on, price, period and OS template: what is
+    derived from the catalogue (pricelist.export's reply) is kept until it moves.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.version = 0
+
+    def __setitem__(self, tariff_id: int, tariff: Tariff) -> None:
+        super().__setitem__(tariff_id, tariff)
+        self.version += 1
+
+    def __delitem__(self, tariff_id: int) -> None:
+        super().__delitem__(tariff_id)
+        self.version += 1
+
+    def pop(self, tariff_id: int, *default):
+        self.version += 1
+        return super().pop(tariff_id, *default)
+
+    def popitem(self):
+        self.version += 1
+        return super().popitem()
+
+    def setdefault(self, tariff_id: int, tariff: Tariff):
+        if tariff_id not in self:
+            self[tariff_id] = tariff
+        return self[tariff_id]
+
+    def update(self, *others, **named) -> None:
+        for tariff_id, tariff in dict(*others, **named).items():
+            self[tariff_id] = tariff
+
+    def clear(self) -> None:
+        super().clear()
+        self.version += 1
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+
 class Seller:
     """The whole state of the simulated selling BILLmanager under its own clock."""
 
@@ -401,7 +447,7 @@ class Seller:
         self.random = random.Random(seed)
         self.lock = threading.RLock()
         self.accounts: dict[str, Account] = {}
-        self.tariffs: dict[int, Tariff] = {}
+        self.tariffs = Catalogue()
         self.services = ServiceBook()
         self.feeds: dict[str, list[Event]] = {}
         self.ledger: list[LedgerEntry] = []
