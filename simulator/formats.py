@@ -179,10 +179,9 @@ def _encoded(parts: list[str]) -> bytes:
 def _head(element: ET.Element) -> str:
     """An element's start tag without its closing `>`: the tag and its attributes."""
     head = "<" + element.tag
-    if element.attrib:
-        for name, value in element.items():
-            if name[0] != "_":
-                head += f' {name}="{_escape_attribute(value)}"'
+    for name, value in element.items():  # not `attrib`, which gives an element a dict it keeps
+        if name[0] != "_":
+            head += f' {name}="{_escape_attribute(value)}"'
     return head
 
 
@@ -193,7 +192,7 @@ def _write(element: ET.Element, parts: list[str]) -> None:
     if len(element):
         parts.append(head + ">" + _escape_text(text) if text else head + ">")
         for child in element:
-            if child.attrib or len(child) or child.tail:
+            if len(child) or child.tail or child.keys():  # `keys`, not `attrib`: see _head
                 _write(child, parts)
             else:  # a bare leaf, most of any document: written here, without a call
                 leaf, name = child.text, child.tag
@@ -246,7 +245,7 @@ def _escape_attribute(value: str) -> str:
 
 def to_mapping(element: ET.Element) -> dict:
     """BILLmanager's XML-to-JSON mapping: `$` text, `$attr` attributes, repeats as lists."""
-    node: dict = {f"${name}": value for name, value in element.attrib.items() if name[0] != "_"}
+    node: dict = {f"${name}": value for name, value in element.items() if name[0] != "_"}
     text = element.text
     if text is not None and (text.strip() != "" or not len(element)):
         node["$"] = text
@@ -284,7 +283,7 @@ def _cell_text(cell: ET.Element) -> str:
 
 
 def _attributes(element: ET.Element, skip=()) -> dict:
-    return {k: v for k, v in element.attrib.items() if k[0] != "_" and k not in skip}
+    return {k: v for k, v in element.items() if k[0] != "_" and k not in skip}
 
 
 def _put(node: dict, key: str, value) -> None:
