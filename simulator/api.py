@@ -118,6 +118,7 @@ def call(
     if seller.faults.take_lost_reply(func, login_name, fn.changes_state(params)):
         return Reply(None, fault="lose_reply", account=login_name, result="lose_reply")
     if params.get("sok") and not document.has("ok"):
+        document = document.changeable()
         document.root.insert(0, el("ok"))  # every successful sok=ok reply says so
     return Reply(document, account=login_name)
 

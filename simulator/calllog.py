@@ -43,20 +43,34 @@ def cut(value, limit: int = VALUE_CHARS):
 
 def masked(params: dict) -> dict:
     """The parameters as the log keeps them: secrets masked, long values cut, at most 40."""
-    shown = {}
+    return _masked(params)[0]
+
+
+def _masked(params: dict) -> tuple[dict, int]:
+    """`masked(params)` and what its parameters add to `footprint`, in one pass: every call
+    is logged, so this is on every call's path."""
+    shown, size = {}, 0
     for key, value in params.items():
         if len(shown) == PARAMS_KEPT:
-            shown["..."] = f"{len(params) - PARAMS_KEPT} more parameters not kept"
+            shown["..."] = note = f"{len(params) - PARAMS_KEPT} more parameters not kept"
+            size += PARAM_OVERHEAD + 3 + len(note)
             break
-        key = str(key)
+        if type(key) is not str:
+            key = str(key)
         if key == "authinfo":
             value = f"{cut(str(value).partition(':')[0])}:{MASK}"
         elif is_secret(key):
             value = MASK
+        elif type(value) is str:
+            if len(value) > VALUE_CHARS:
+                value = cut(value)
         else:
             value = cut(value)
-        shown[cut(key, KEY_CHARS)] = value
-    return shown
+        if len(key) > KEY_CHARS:
+            key = cut(key, KEY_CHARS)
+        shown[key] = value
+        size += PARAM_OVERHEAD + len(key) + len(value if type(value) is str else str(value))
+    return shown, size
 
 
 def footprint(entry: dict) -> int:
@@ -95,10 +109,15 @@ class CallLog:
         for secret in hide:
             if secret:
                 reply = reply.replace(secret, MASK)
-        kept = {key: cut(value) for key, value in entry.items() if key not in ("params", "reply")}
-        kept |= {"id": self._next_id, "params": masked(entry.get("params", {})), "reply": reply}
+        kept, size = {}, ENTRY_OVERHEAD
+        for key, value in entry.items():
+            if key != "params" and key != "reply":
+                kept[key] = value = cut(value)
+                size += len(key) + len(value if type(value) is str else str(value))
+        params, params_size = _masked(entry.get("params", {}))
+        kept["id"], kept["params"], kept["reply"] = self._next_id, params, reply
+        size += 2 + len(str(self._next_id)) + params_size + 5 + len(reply)  # "id", "reply"
         self._next_id += 1
-        size = footprint(kept)
         self._entries.append((kept, size))
         self.size += size
         while self.size > self.budget and len(self._entries) > 1:

@@ -18,6 +18,7 @@ where the format shows labels (bjson, ajax) rather than the raw value (XML, JSON
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from xml.etree import ElementTree as ET
@@ -27,13 +28,31 @@ ALWAYS_LISTS = frozenset({"elem", "list", "slist", "val"})
 
 
 class Document:
-    """What a function answers, before it is rendered: a `<doc>` tree and its kind."""
+    """What a function answers, before it is rendered: a `<doc>` tree and its kind.
 
-    __slots__ = ("root", "kind")
+    A document `kept` for many replies keeps each rendering it was given (`renderings`); it
+    must not change after that: `changeable` gives a copy to change.
+    """
+
+    __slots__ = ("root", "kind", "renderings")
 
     def __init__(self, kind: str, children=()):
         self.root = el("doc", children=children)
         self.kind = kind
+        self.renderings: dict | None = None
+
+    def kept(self) -> Document:
+        """This document, to be rendered for many replies: each rendering is made once."""
+        self.renderings = {}
+        return self
+
+    def changeable(self) -> Document:
+        """This document, or a copy of a kept one (its root's children shared), to change."""
+        if self.renderings is None:
+            return self
+        twin = Document(self.kind)
+        twin.root = copy.copy(self.root)
+        return twin
 
     def add(self, *children: ET.Element) -> Document:
         self.root.extend(children)
@@ -160,10 +179,9 @@ def _encoded(parts: list[str]) -> bytes:
 def _head(element: ET.Element) -> str:
     """An element's start tag without its closing `>`: the tag and its attributes."""
     head = "<" + element.tag
-    if element.attrib:
-        for name, value in element.items():
-            if name[0] != "_":
-                head += f' {name}="{_escape_attribute(value)}"'
+    for name, value in element.items():  # not `attrib`, which gives an element a dict it keeps
+        if name[0] != "_":
+            head += f' {name}="{_escape_attribute(value)}"'
     return head
 
 
@@ -174,7 +192,7 @@ def _write(element: ET.Element, parts: list[str]) -> None:
     if len(element):
         parts.append(head + ">" + _escape_text(text) if text else head + ">")
         for child in element:
-            if child.attrib or len(child) or child.tail:
+            if len(child) or child.tail or child.keys():  # `keys`, not `attrib`: see _head
                 _write(child, parts)
             else:  # a bare leaf, most of any document: written here, without a call
                 leaf, name = child.text, child.tag
@@ -227,7 +245,7 @@ def _escape_attribute(value: str) -> str:
 
 def to_mapping(element: ET.Element) -> dict:
     """BILLmanager's XML-to-JSON mapping: `$` text, `$attr` attributes, repeats as lists."""
-    node: dict = {f"${name}": value for name, value in element.attrib.items() if name[0] != "_"}
+    node: dict = {f"${name}": value for name, value in element.items() if name[0] != "_"}
     text = element.text
     if text is not None and (text.strip() != "" or not len(element)):
         node["$"] = text
@@ -265,7 +283,7 @@ def _cell_text(cell: ET.Element) -> str:
 
 
 def _attributes(element: ET.Element, skip=()) -> dict:
-    return {k: v for k, v in element.attrib.items() if k[0] != "_" and k not in skip}
+    return {k: v for k, v in element.items() if k[0] != "_" and k not in skip}
 
 
 def _put(node: dict, key: str, value) -> None:
@@ -424,7 +442,23 @@ def format_of(params: dict) -> tuple[str, str | None]:
     return REFUSAL_FORMAT, out
 
 
+RENDERINGS_KEPT = 16  # per kept document: the formats, times the few ways to name a function
+
+
 def render(document: Document, name: str, context: dict) -> tuple[bytes, str]:
-    """The document in format `name` (a key of FORMATS), and its content type."""
+    """The document in format `name` (a key of FORMATS), and its content type.
+
+    A kept document's rendering is made once per format and context (bjson and ajax show the
+    function's name; ajax an error's elids).
+    """
     renderer, mimetype = FORMATS[name]
-    return renderer(document, context), mimetype
+    kept = document.renderings
+    if kept is None:
+        return renderer(document, context), mimetype
+    key = (name, context.get("func", ""), tuple(context.get("elids", ())))
+    body = kept.get(key)
+    if body is None:
+        body = renderer(document, context)
+        if len(kept) < RENDERINGS_KEPT:
+            kept[key] = body
+    return body, mimetype

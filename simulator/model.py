@@ -7,6 +7,7 @@ more than one datacenter.
 
 from __future__ import annotations
 
+import calendar
 import heapq
 import hmac
 import random
@@ -61,6 +62,19 @@ def months_in(period: int) -> int:
     return period if period > 0 else 0
 
 
+def months_after(start: datetime, months: int) -> datetime:
+    """`start` plus `months` calendar months, the day cut to the month's last (Jan 31 + 1: Feb
+    28), as `start + relativedelta(months=months)` gives it at a tenth of the cost; ValueError
+    past the calendar's end."""
+    years, month = divmod(start.month - 1 + months, 12)
+    year, month = start.year + years, month + 1
+    last = MONTH_DAYS[month] + (month == 2 and calendar.isleap(year))
+    return start.replace(year=year, month=month, day=min(start.day, last))
+
+
+MONTH_DAYS = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
 def period_end(start: datetime, period: int) -> datetime | None:
     """When a service opened at `start` for `period` expires; lifetime never does.
 
@@ -68,12 +82,12 @@ def period_end(start: datetime, period: int) -> datetime | None:
     """
     try:
         if period > 0:
-            return start + relativedelta(months=period)
+            return months_after(start, period)
         if period == DAY:
             return start + timedelta(days=1)
         if period == TRIAL:
             return start + TRIAL_LENGTH
-    except (OverflowError, ValueError):  # relativedelta says "year 10000 is out of range"
+    except (OverflowError, ValueError):  # "year 10000 is out of range"
         raise SellerError(
             "value", "period", f"period {period} from {start:%Y-%m-%d} would end after 9999-12-31"
         ) from None
@@ -391,6 +405,52 @@ class ServiceBook(dict):
         self.by_remoteid.get((service.account, service.remoteid), {}).pop(service.id, None)
 
 
+class Catalogue(dict):
+    """Tariffs by id, with a `version` that every change to the mapping moves on.
+
+    A tariff is replaced, never edited in place (`Seller.add_tariff`, `edit_tariff`), so the
+    version names one state of every tariff, add-on, price, period and OS template: what is
+    derived from the catalogue (pricelist.export's reply) is kept until it moves.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.version = 0
+
+    def __setitem__(self, tariff_id: int, tariff: Tariff) -> None:
+        super().__setitem__(tariff_id, tariff)
+        self.version += 1
+
+    def __delitem__(self, tariff_id: int) -> None:
+        super().__delitem__(tariff_id)
+        self.version += 1
+
+    def pop(self, tariff_id: int, *default):
+        self.version += 1
+        return super().pop(tariff_id, *default)
+
+    def popitem(self):
+        self.version += 1
+        return super().popitem()
+
+    def setdefault(self, tariff_id: int, tariff: Tariff):
+        if tariff_id not in self:
+            self[tariff_id] = tariff
+        return self[tariff_id]
+
+    def update(self, *others, **named) -> None:
+        for tariff_id, tariff in dict(*others, **named).items():
+            self[tariff_id] = tariff
+
+    def clear(self) -> None:
+        super().clear()
+        self.version += 1
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+
 class Seller:
     """The whole state of the simulated selling BILLmanager under its own clock."""
 
@@ -401,7 +461,7 @@ class Seller:
         self.random = random.Random(seed)
         self.lock = threading.RLock()
         self.accounts: dict[str, Account] = {}
-        self.tariffs: dict[int, Tariff] = {}
+        self.tariffs = Catalogue()
         self.services = ServiceBook()
         self.feeds: dict[str, list[Event]] = {}
         self.ledger: list[LedgerEntry] = []

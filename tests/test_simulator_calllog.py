@@ -10,7 +10,7 @@ from xml.etree import ElementTree as ET
 import pytest
 
 from simulator.app import seller_of
-from simulator.calllog import BUDGET, PARAMS_KEPT, REPLY_CHARS, VALUE_CHARS, CallLog
+from simulator.calllog import BUDGET, PARAMS_KEPT, REPLY_CHARS, VALUE_CHARS, CallLog, footprint
 
 URL = "/billmgr"
 FIELDS = {"id", "at", "func", "params", "account", "status", "result", "reply"}
@@ -166,3 +166,14 @@ def test_the_log_keeps_only_the_start_of_a_reply_however_it_is_given():
     kept = log.append(entry(1, reply="r" * 10 * REPLY_CHARS))
 
     assert kept["reply"] == "r" * REPLY_CHARS
+
+
+def test_the_size_the_log_counts_is_the_footprint_of_what_it_keeps():
+    log = CallLog()
+    long = "x" * (VALUE_CHARS + 50)
+    params = {"func": "vds", "auth": "sid", "authinfo": "a:b", "n": 7, "k" * 80: long}
+    params |= {f"p{n}": str(n) for n in range(PARAMS_KEPT + 5)}
+    log.append({"at": "2026-01-01 00:00:00", "func": "vds", "params": params, "status": 200})
+    log.append({"at": "now", "func": long, "params": {}, "account": None, "reply": "<doc/>"})
+
+    assert log.size == sum(footprint(entry) for entry in log)

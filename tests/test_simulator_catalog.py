@@ -106,6 +106,99 @@ def test_the_engine_imports_included_and_maximum_from_addonlimit_and_addonmax(se
     assert tariff.type == "vds"
 
 
+# -- pricelist.export is built once per state of the catalogue ------------------------------
+# Each test reads the export first, so a reply kept from before the change would show.
+
+
+def exported_tariff(api, tariff: int = 5):
+    return api("pricelist.export", None, pricelist=tariff).one("pricelist")
+
+
+def edit_tariff(client, **changes) -> None:
+    assert client.post("/_sim/actions/edit_tariff", json={"id": 5, **changes}).status_code == 200
+
+
+def test_pricelist_export_shows_a_tariff_renamed_after_it_was_read(api, client):
+    assert exported_tariff(api)["name"] == "VDS-1"
+
+    edit_tariff(client, name="VDS-One", description="renamed")
+
+    assert (exported_tariff(api)["name"], exported_tariff(api)["description"]) == (
+        "VDS-One",
+        "renamed",
+    )
+
+
+def test_pricelist_export_shows_an_addon_added_after_it_was_read(api, client):
+    assert "disk" not in addons_of(api)
+
+    edit_tariff(client, addons={"disk": {"id": 14, "type": "integer", "included": 20}})
+
+    assert sorted(addons_of(api)) == ["disk"]
+
+
+def test_pricelist_export_shows_a_price_changed_after_it_was_read(api, client):
+    def monthly() -> str:
+        return exported_tariff(api).one("price").all("period")[0].attr("cost")
+
+    assert monthly() == "10"
+
+    edit_tariff(client, prices={1: 12, 3: 27, 12: 100})
+
+    assert monthly() == "12"
+
+
+def test_pricelist_export_drops_a_period_the_tariff_no_longer_sells(api, client):
+    def lengths() -> list[str]:
+        return [p.attr("length") for p in exported_tariff(api).one("price").all("period")]
+
+    assert lengths() == ["1", "3", "12"]
+
+    edit_tariff(client, prices={1: 10, 12: 100})
+
+    assert lengths() == ["1", "12"]
+
+
+def test_pricelist_export_shows_an_os_template_added_after_it_was_read(api, client):
+    def templates() -> list[str]:
+        (ostempl,) = [
+            p for p in exported_tariff(api).all("itemtypeparam") if p["intname"] == "ostempl"
+        ]
+        return [v["intname"] for v in ostempl.all("itemtypeparamvalue")]
+
+    assert templates() == ["debian-12", "centos-7"]
+
+    edit_tariff(client, ostempl=["debian-12", "centos-7", "ubuntu-24.04"])
+
+    assert templates() == ["debian-12", "centos-7", "ubuntu-24.04"]
+
+
+def test_pricelist_export_lists_a_tariff_the_seller_added_after_it_was_read(api, app):
+    from simulator.app import seller_of
+    from simulator.world import parse_tariff
+
+    assert [t["id"] for t in api("pricelist.export", None).all("pricelist")] == ["5", "6", "7", "8"]
+
+    seller_of(app).add_tariff(
+        parse_tariff(9, {"intname": "web-2", "type": "vhost", "prices": {1: 5}}, "t")
+    )
+
+    assert [t["id"] for t in api("pricelist.export", None).all("pricelist")][-1] == "9"
+
+
+@pytest.mark.parametrize("out", ["xml", "json", "sjson", "bjson", "devel"])
+def test_a_read_with_sok_says_ok_and_the_next_read_without_it_gets_the_same_bytes(session, out):
+    def export(**params) -> bytes:
+        data = {"func": "pricelist.export", "out": out, **params}
+        return session.post("http://simulator/billmgr", data=data).content
+
+    first = export()
+    with_sok = export(sok="ok")
+
+    assert b"ok" not in first and b"ok" in with_sok
+    assert export() == first
+
+
 # -- the order wizard --------------------------------------------------------------------------
 
 

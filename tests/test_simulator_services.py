@@ -3,10 +3,15 @@ tariff changes, instructions, tickets, and `<ok/>` after every action."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import given
+from hypothesis import strategies as st
 
+from simulator.model import SellerError, period_end
 from tests.replies import balance, ledger, nothing_changes, seller_service
 
 
@@ -349,3 +354,23 @@ def test_a_service_is_found_by_its_account_and_its_current_remoteid_only(seller)
     del seller.services[first.id]
     assert seller.services_of(reseller) == [second]
     assert seller.services_of(reseller, remoteid="c") == []
+
+
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59)),
+    st.integers(min_value=1, max_value=200_000),
+)
+def test_a_period_of_months_ends_where_dateutil_counts_the_calendar_months(start, months):
+    try:
+        expected = start + relativedelta(months=months)
+    except ValueError:  # past 9999-12-31
+        with pytest.raises(SellerError):
+            period_end(start, months)
+        return
+    assert period_end(start, months) == expected
+
+
+def test_a_month_from_the_31st_ends_on_the_last_day_of_a_shorter_month():
+    assert period_end(datetime(2024, 1, 31, 12), 1) == datetime(2024, 2, 29, 12)
+    assert period_end(datetime(2026, 1, 31), 1) == datetime(2026, 2, 28)
+    assert period_end(datetime(2026, 3, 31), 3) == datetime(2026, 6, 30)

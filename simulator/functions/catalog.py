@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from weakref import WeakKeyDictionary
 from xml.etree import ElementTree as ET
 
-from simulator.formats import data, el, fields, form, named_list, slist
+from simulator.formats import Document, data, el, fields, form, named_list, slist
 from simulator.functions.common import (
     datacenter_name,
     money,
@@ -144,8 +145,31 @@ def pricelist_export(call: Call):
     itemtype = call["itemtype"]
     if itemtype is not None:
         itemtype = ITEMTYPE_BY_ID.get(itemtype, itemtype)
-    tariffs = call.seller.pricelist(itemtype, call["pricelist"])
-    return data(*[tariff_element(t, call.seller.currency) for t in tariffs])
+    return exported(call.seller, itemtype, call["pricelist"])
+
+
+EXPORTS_KEPT = 64  # filters kept per state of the catalogue: a flood of odd ones costs no memory
+# Per seller: the catalogue's version and currency it was built for, and the documents by filter.
+_exports: WeakKeyDictionary[Seller, tuple[tuple[int, str], dict]] = WeakKeyDictionary()
+
+
+def exported(seller: Seller, itemtype: str | None, tariff_id: int | None) -> Document:
+    """pricelist.export's document, built once per state of the catalogue and kept rendered.
+
+    Every change to a tariff replaces it in `seller.tariffs`, which moves the version on.
+    """
+    state = (seller.tariffs.version, seller.currency)
+    kept = _exports.get(seller)
+    if kept is None or kept[0] != state:
+        kept = _exports[seller] = (state, {})
+    documents = kept[1]
+    document = documents.get((itemtype, tariff_id))
+    if document is None:
+        tariffs = seller.pricelist(itemtype, tariff_id)
+        document = data(*[tariff_element(t, seller.currency) for t in tariffs]).kept()
+        if len(documents) < EXPORTS_KEPT:
+            documents[(itemtype, tariff_id)] = document
+    return document
 
 
 def datacenters(seller: Seller, type: str) -> list[tuple[int, str]]:
