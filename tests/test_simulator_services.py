@@ -349,3 +349,21 @@ def test_a_service_is_found_by_its_account_and_its_current_remoteid_only(seller)
     del seller.services[first.id]
     assert seller.services_of(reseller) == [second]
     assert seller.services_of(reseller, remoteid="c") == []
+
+
+def test_services_of_one_tariff_with_other_add_ons_each_list_their_own_cost(api, order):
+    plain, bigger = order(), order(addon_11=2048, remoteid="big")
+
+    costs = {row["id"]: row["item_cost"] for row in api("vds").all("elem")}
+
+    assert costs[plain] != costs[bigger]
+    assert costs[bigger] == api("vds", remoteid="big").one("elem")["item_cost"]
+
+
+def test_a_list_shows_a_tariffs_new_price_on_the_next_call(api, order, seller):
+    order()
+    assert api("vds").one("elem")["cost"] == "10.00 EUR / month"
+
+    seller.tariffs[5].prices[1] = Decimal(12)
+
+    assert api("vds").one("elem")["cost"] == "12.00 EUR / month"
