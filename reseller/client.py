@@ -7,6 +7,7 @@ logging in again once when the seller says the session is gone. Seller refusals 
 
 from __future__ import annotations
 
+import gc
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -87,11 +88,21 @@ def _text(node: ET.Element, tag: str, default: str = "") -> str:
 
 def _cells(row: ET.Element) -> dict[str, str]:
     """A list row's cells by tag, each the first of its tag as `_text` reads it, in one pass:
-    a list or a poll may bring thousands of rows."""
-    cells: dict[str, str] = {}
-    for cell in row:
-        cells.setdefault(cell.tag, (cell.text or "").strip())
-    return cells
+    a list or a poll may bring thousands of rows. (Read last to first, the first one stays.)"""
+    return {cell.tag: (cell.text or "").strip() for cell in reversed(row)}
+
+
+def _tree(content: bytes) -> ET.Element:
+    """A reply parsed, with the cyclic garbage collector paused meanwhile: a tree has no
+    cycles, and a list of thousands of rows otherwise has the collector scan the growing tree
+    (and the heap) over and over, over half the parse. ET.ParseError if it is not XML."""
+    if not gc.isenabled():
+        return ET.fromstring(content)
+    gc.disable()
+    try:
+        return ET.fromstring(content)
+    finally:
+        gc.enable()
 
 
 def _whole(raw: str | None, what: str) -> int:
@@ -234,7 +245,7 @@ class SellerClient:
         if reply.status_code != 200:
             raise SellerUnavailable(f"{self.url} answered HTTP {reply.status_code}")
         try:
-            root = ET.fromstring(reply.content)
+            root = _tree(reply.content)
         except ET.ParseError as error:
             raise SellerUnavailable(f"bad reply from {self.url}: not XML ({error})") from None
         if root.tag != "doc":
