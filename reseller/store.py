@@ -733,21 +733,33 @@ class Store:
             f"insert into item ({columns}) values ({marks})", list(row.values())
         ).lastrowid
 
-    def _items(self, rows: list[dict]) -> list[Item]:
-        """Items with their add-ons, params and IPs, read in one query each for all of them."""
+    def _items(self, rows: list[dict], scope: tuple[str, list] | None = None) -> list[Item]:
+        """Items with their add-ons, params and IPs, read in one query each for all of them;
+        `scope`, a query of their ids and its parameters, names them instead of a list of ids
+        (a module's thousands of services)."""
         if not rows:
             return []
-        ids = [r["id"] for r in rows]
-        marks = ", ".join("?" for _ in ids)
-        addons: dict[int, dict] = {i: {} for i in ids}
-        params: dict[int, dict] = {i: {} for i in ids}
-        ips: dict[int, list] = {i: [] for i in ids}
-        for r in self._all(f"select * from item_addon where item in ({marks})", ids):
-            addons[r["item"]][r["addon"]] = r["value"]
-        for r in self._all(f"select * from item_param where item in ({marks})", ids):
-            params[r["item"]][r["name"]] = r["value"]
-        for r in self._all(f"select * from item_ip where item in ({marks}) order by rowid", ids):
-            ips[r["item"]].append(r["ip"])
+        addons: dict[int, dict] = {r["id"]: {} for r in rows}
+        params: dict[int, dict] = {r["id"]: {} for r in rows}
+        ips: dict[int, list] = {r["id"]: [] for r in rows}
+        if scope is None:
+            ids = list(addons)
+            scope = (", ".join("?" for _ in ids), ids)
+        where, bound = f"item in ({scope[0]})", tuple(scope[1])
+        no_dict: dict = {}
+        for item, addon, value in self.db.execute(
+            f"select item, addon, value from item_addon where {where}", bound
+        ):
+            addons.get(item, no_dict)[addon] = value  # an item added since is not asked for
+        for item, name, value in self.db.execute(
+            f"select item, name, value from item_param where {where}", bound
+        ):
+            params.get(item, no_dict)[name] = value
+        for item, ip in self.db.execute(
+            f"select item, ip from item_ip where {where} order by rowid", bound
+        ):
+            if item in ips:
+                ips[item].append(ip)
         return [
             Item(
                 r["id"],
@@ -775,9 +787,12 @@ class Store:
 
     def items(self, remote_module: int | None = None) -> list[Item]:
         if remote_module is None:
-            return self._items(self._all("select * from item order by id"))
+            return self._items(
+                self._all("select * from item order by id"), ("select id from item", [])
+            )
         return self._items(
-            self._all("select * from item where remote_module = ? order by id", [remote_module])
+            self._all("select * from item where remote_module = ? order by id", [remote_module]),
+            ("select id from item where remote_module = ?", [remote_module]),
         )
 
     def items_of_tariff(self, pricelist_id: int) -> list[Item]:
