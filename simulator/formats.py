@@ -264,7 +264,11 @@ def _row(cells) -> str:
     parts = ["<elem>"]
     for cell in cells:
         if type(cell) is not tuple:
-            _write(cell, parts)
+            if cell.attrib or len(cell) or cell.tail:
+                _write(cell, parts)
+            else:  # a bare leaf, as `_write` writes its children's
+                leaf, name = cell.text, cell.tag
+                parts.append(f"<{name}>{_escape_text(leaf)}</{name}>" if leaf else f"<{name} />")
             continue
         tag, text, attrs = cell
         head = tag

@@ -215,7 +215,12 @@ def test_a_list_written_straight_from_its_cells_is_byte_for_byte_its_tree(table,
     made = [[(tag, text, attrs or None) for tag, text, attrs in row] for row in table]
     if with_element:
         made = [
-            [*row, formats.el("item_status", "2", {"color": "<green>", "_label": "x"})]
+            [
+                *row,
+                formats.el("item_status", "2", {"color": "<green>", "_label": "x"}),
+                formats.el("ip", "203.0.113.1 & <x>"),
+                formats.el("ip"),
+            ]
             for row in made
         ]
 
