@@ -338,6 +338,7 @@ class SellerClient:
         listed = []
         for e in root.findall("elem"):
             cells = _cells(e)
+            e.clear()  # the row's cells are read: freed now, the collector never sees them pile up
             params = {k: cells[k] for k in ("domain", "username", "licname") if cells.get(k)}
             ip = cells.get("ip", "")
             if type == "soft" and ip:
