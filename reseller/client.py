@@ -7,7 +7,6 @@ logging in again once when the seller says the session is gone. Seller refusals 
 
 from __future__ import annotations
 
-import gc
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -15,6 +14,7 @@ from xml.etree import ElementTree as ET
 
 import requests
 
+from reseller import collector
 from reseller.errors import SellerError, SellerUnavailable
 
 PERIOD_CODES = {"day": -50, "trial": -100, "lifetime": 0}
@@ -49,7 +49,7 @@ class RemoteTariff:
     recipes: list[str]
 
 
-@dataclass
+@dataclass(slots=True)  # a list brings thousands: no __dict__ each
 class RemoteService:
     """A seller service: its status code, expiry, add-on values by add-on id, params and IPs."""
 
@@ -93,16 +93,11 @@ def _cells(row: ET.Element) -> dict[str, str]:
 
 
 def _tree(content: bytes) -> ET.Element:
-    """A reply parsed, with the cyclic garbage collector paused meanwhile: a tree has no
-    cycles, and a list of thousands of rows otherwise has the collector scan the growing tree
-    (and the heap) over and over, over half the parse. ET.ParseError if it is not XML."""
-    if not gc.isenabled():
+    """A reply parsed, the collector paused meanwhile (see `reseller.collector`): a list of
+    thousands of rows otherwise has it scan the growing tree and the heap over and over, over
+    half the parse. ET.ParseError if it is not XML."""
+    with collector.paused():
         return ET.fromstring(content)
-    gc.disable()
-    try:
-        return ET.fromstring(content)
-    finally:
-        gc.enable()
 
 
 def _whole(raw: str | None, what: str) -> int:

@@ -328,7 +328,7 @@ class Expense:
 # -- services -------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)  # a reconcile holds a module's thousands: no __dict__ each
 class Item:
     """A reseller service: its link to the seller's service, status, add-ons, params and IPs."""
 
