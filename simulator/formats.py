@@ -97,9 +97,8 @@ def cells(**values) -> list[tuple]:
 
 def cell(tag: str, value, label, **attrs) -> tuple:
     """A `shown` cell of a list row, as `cells` makes them."""
-    named = {k: str(v) for k, v in attrs.items() if v is not None}
-    named["_label"] = str(label)
-    return (tag, str(value), named)
+    named = {k: str(v) for k, v in {**attrs, "_label": label}.items() if v is not None}
+    return (tag, None if value is None else str(value), named or None)
 
 
 def _element(cell) -> ET.Element:
@@ -283,7 +282,7 @@ def _row(cells) -> str:
 
 def _special(cells) -> bool:
     """Whether any tag-free text or attribute value of these cells needs escaping."""
-    if TEXT_SPECIAL.search("".join([c[1] for c in cells])):
+    if TEXT_SPECIAL.search("".join([c[1] or "" for c in cells])):
         return True
     values = [v for c in cells if c[2] for v in c[2].values()]
     return bool(values) and ATTRIBUTE_SPECIAL.search("".join(values)) is not None

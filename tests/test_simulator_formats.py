@@ -202,7 +202,7 @@ TEXTS = st.text(
         st.lists(
             st.tuples(
                 st.sampled_from(["id", "name", "ip", "remoteid"]),
-                TEXTS,
+                TEXTS | st.none(),
                 st.none() | st.dictionaries(st.sampled_from(["orig", "color", "_label"]), TEXTS),
             ),
             max_size=4,
