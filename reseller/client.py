@@ -14,6 +14,7 @@ from xml.etree import ElementTree as ET
 
 import requests
 
+from reseller import collector
 from reseller.errors import SellerError, SellerUnavailable
 
 PERIOD_CODES = {"day": -50, "trial": -100, "lifetime": 0}
@@ -48,7 +49,7 @@ class RemoteTariff:
     recipes: list[str]
 
 
-@dataclass
+@dataclass(slots=True)  # a list brings thousands: no __dict__ each
 class RemoteService:
     """A seller service: its status code, expiry, add-on values by add-on id, params and IPs."""
 
@@ -87,11 +88,16 @@ def _text(node: ET.Element, tag: str, default: str = "") -> str:
 
 def _cells(row: ET.Element) -> dict[str, str]:
     """A list row's cells by tag, each the first of its tag as `_text` reads it, in one pass:
-    a list or a poll may bring thousands of rows."""
-    cells: dict[str, str] = {}
-    for cell in row:
-        cells.setdefault(cell.tag, (cell.text or "").strip())
-    return cells
+    a list or a poll may bring thousands of rows. (Read last to first, the first one stays.)"""
+    return {cell.tag: (cell.text or "").strip() for cell in reversed(row)}
+
+
+def _tree(content: bytes) -> ET.Element:
+    """A reply parsed, the collector paused meanwhile (see `reseller.collector`): a list of
+    thousands of rows otherwise has it scan the growing tree and the heap over and over, over
+    half the parse. ET.ParseError if it is not XML."""
+    with collector.paused():
+        return ET.fromstring(content)
 
 
 def _whole(raw: str | None, what: str) -> int:
@@ -234,7 +240,7 @@ class SellerClient:
         if reply.status_code != 200:
             raise SellerUnavailable(f"{self.url} answered HTTP {reply.status_code}")
         try:
-            root = ET.fromstring(reply.content)
+            root = _tree(reply.content)
         except ET.ParseError as error:
             raise SellerUnavailable(f"bad reply from {self.url}: not XML ({error})") from None
         if root.tag != "doc":
@@ -327,6 +333,7 @@ class SellerClient:
         listed = []
         for e in root.findall("elem"):
             cells = _cells(e)
+            e.clear()  # the row's cells are read: freed now, the collector never sees them pile up
             params = {k: cells[k] for k in ("domain", "username", "licname") if cells.get(k)}
             ip = cells.get("ip", "")
             if type == "soft" and ip:

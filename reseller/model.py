@@ -95,7 +95,11 @@ def retry_delay(failures: int) -> timedelta:
 
 def day(when) -> str | None:
     """A date as the database and the seller write it (`2026-02-01`)."""
-    return when.strftime("%Y-%m-%d") if when else None
+    if not when:
+        return None
+    if when.year >= 1000:  # isoformat, many times quicker, pads a year below 1000 (0999)
+        return when.isoformat()[:10]
+    return when.strftime("%Y-%m-%d")
 
 
 def seller_address(url: str) -> str:
@@ -324,7 +328,7 @@ class Expense:
 # -- services -------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(slots=True)  # a reconcile holds a module's thousands: no __dict__ each
 class Item:
     """A reseller service: its link to the seller's service, status, add-ons, params and IPs."""
 

@@ -18,6 +18,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from reseller import collector
 from reseller.errors import ResellerError, SellerError
 from reseller.events import overwritten_by_later
 from reseller.job import Job
@@ -68,6 +69,10 @@ class Reconciler(Job):
         `listed_first`: each type's list is read first, and a service is read in full only
         where its row differs from what is held here or it awaits the seller (see above).
         """
+        with collector.paused():  # thousands of items and rows, all alive until the end
+            return self._read(module, listed_first)
+
+    def _read(self, module: Module, listed_first: bool) -> Reading:
         seller = self.engine.seller(module)
         reading = Reading(module)
         items = self.store.items(module.id)

@@ -255,6 +255,18 @@ def day(when: date | datetime | None) -> str | None:
     return when.strftime("%Y-%m-%d") if when else None
 
 
+# An item's columns in the order of Item's fields (its add-ons, params and IPs come after).
+ITEM_COLUMNS = (
+    "id, account, pricelist, itemtype, processingmodule, remote_module, period, status, "
+    "remote_id, expiredate, autoprolong, createdate"
+)
+
+
+def _ips(found: list[tuple]) -> list[str]:
+    """An item's IPs from its (rowid, ip) rows, in the order they were added."""
+    return [ip for _, ip in sorted(found)]
+
+
 def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -733,66 +745,65 @@ class Store:
             f"insert into item ({columns}) values ({marks})", list(row.values())
         ).lastrowid
 
-    def _items(self, rows: list[dict]) -> list[Item]:
-        """Items with their add-ons, params and IPs, read in one query each for all of them."""
+    def _items(self, where: str, params: Iterable = ()) -> list[Item]:
+        """The items `where` (a condition on `item`) picks, by id, with their add-ons, params
+        and IPs: one query for the items, one for all their add-ons, params and IPs together,
+        however many items (a module's thousands, or one)."""
+        bound = tuple(params)
+        rows = self.db.execute(
+            f"select {ITEM_COLUMNS} from item where {where} order by id", bound
+        ).fetchall()
         if not rows:
             return []
-        ids = [r["id"] for r in rows]
-        marks = ", ".join("?" for _ in ids)
-        addons: dict[int, dict] = {i: {} for i in ids}
-        params: dict[int, dict] = {i: {} for i in ids}
-        ips: dict[int, list] = {i: [] for i in ids}
-        for r in self._all(f"select * from item_addon where item in ({marks})", ids):
-            addons[r["item"]][r["addon"]] = r["value"]
-        for r in self._all(f"select * from item_param where item in ({marks})", ids):
-            params[r["item"]][r["name"]] = r["value"]
-        for r in self._all(f"select * from item_ip where item in ({marks}) order by rowid", ids):
-            ips[r["item"]].append(r["ip"])
+        if len(rows) == 1:
+            scope, scoped = "item = ?", (rows[0][0],)
+        else:  # the same items, named by the query rather than by thousands of ids
+            scope, scoped = f"item in (select id from item where {where})", bound
+        addons: dict[int, dict] = {r[0]: {} for r in rows}
+        params_of: dict[int, dict] = {r[0]: {} for r in rows}
+        ips: dict[int, list] = {r[0]: [] for r in rows}
+        kinds = (addons, params_of)
+        for kind, item, name, value, rowid in self.db.execute(
+            f"select 0, item, addon, value, rowid from item_addon where {scope} union all "
+            f"select 1, item, name, value, rowid from item_param where {scope} union all "
+            f"select 2, item, ip, null, rowid from item_ip where {scope}",
+            scoped * 3,
+        ):
+            if item not in ips:
+                continue  # an item added since the first query: not asked for
+            if kind == 2:
+                ips[item].append((rowid, name))
+            else:
+                kinds[kind][item][name] = value
         return [
             Item(
-                r["id"],
-                r["account"],
-                r["pricelist"],
-                r["itemtype"],
-                r["processingmodule"],
-                r["remote_module"],
-                r["period"],
-                r["status"],
-                r["remote_id"],
-                r["expiredate"],
-                bool(r["autoprolong"]),
-                r["createdate"],
-                addons[r["id"]],
-                params[r["id"]],
-                ips[r["id"]],
+                *r[:10],
+                bool(r[10]),
+                r[11],
+                addons[r[0]],
+                params_of[r[0]],
+                _ips(ips[r[0]]),
             )
             for r in rows
         ]
 
     def item(self, item_id: int) -> Item | None:
-        found = self._items(self._all("select * from item where id = ?", [item_id]))
+        found = self._items("id = ?", [item_id])
         return found[0] if found else None
 
     def items(self, remote_module: int | None = None) -> list[Item]:
         if remote_module is None:
-            return self._items(self._all("select * from item order by id"))
-        return self._items(
-            self._all("select * from item where remote_module = ? order by id", [remote_module])
-        )
+            return self._items("1")
+        return self._items("remote_module = ?", [remote_module])
 
     def items_of_tariff(self, pricelist_id: int) -> list[Item]:
-        return self._items(
-            self._all("select * from item where pricelist = ? order by id", [pricelist_id])
-        )
+        return self._items("pricelist = ?", [pricelist_id])
 
     def expiring_autoprolong(self, until: str) -> list[Item]:
         """Linked autoprolong services, active or suspended, that expire by `until`."""
         return self._items(
-            self._all(
-                "select * from item where autoprolong = 1 and status in (2, 3) and "
-                "remote_id is not null and expiredate <= ? order by id",
-                [until],
-            )
+            "autoprolong = 1 and status in (2, 3) and remote_id is not null and expiredate <= ?",
+            [until],
         )
 
     def next_autoprolong_expiry(self, after: str) -> str | None:
@@ -805,12 +816,7 @@ class Store:
         return row["expiry"] if row else None
 
     def item_of_remote(self, module_id: int, remote_id: int) -> Item | None:
-        found = self._items(
-            self._all(
-                "select * from item where remote_module = ? and remote_id = ?",
-                [module_id, remote_id],
-            )
-        )
+        found = self._items("remote_module = ? and remote_id = ?", [module_id, remote_id])
         return found[0] if found else None
 
     def update_item(self, item_id: int, **fields) -> None:

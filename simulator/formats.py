@@ -21,6 +21,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from itertools import repeat
 from xml.etree import ElementTree as ET
 
 LIST, FORM, ACTION, DATA, ERROR = "list", "form", "action", "data", "error"
@@ -30,16 +31,28 @@ ALWAYS_LISTS = frozenset({"elem", "list", "slist", "val"})
 class Document:
     """What a function answers, before it is rendered: a `<doc>` tree and its kind.
 
-    A document `kept` for many replies keeps each rendering it was given (`renderings`); it
-    must not change after that: `changeable` gives a copy to change.
+    A list made by `rows` keeps its rows as given until something asks for `root`: the XML
+    renderer writes them straight to text (`cell` rows without an element each), the others
+    read the tree, built then. A document `kept` for many replies keeps each rendering it was
+    given (`renderings`); it must not change after that: `changeable` gives a copy to change.
     """
 
-    __slots__ = ("root", "kind", "renderings")
+    __slots__ = ("_root", "kind", "_rows", "_tail", "renderings")
 
     def __init__(self, kind: str, children=()):
-        self.root = el("doc", children=children)
+        self._root = el("doc", children=children)
         self.kind = kind
+        self._rows: list | None = None
+        self._tail: list[ET.Element] = []
         self.renderings: dict | None = None
+
+    @property
+    def root(self) -> ET.Element:
+        if self._rows is not None:
+            self._root.extend(el("elem", children=[_element(c) for c in r]) for r in self._rows)
+            self._root.extend(self._tail)
+            self._rows, self._tail = None, []
+        return self._root
 
     def kept(self) -> Document:
         """This document, to be rendered for many replies: each rendering is made once."""
@@ -51,11 +64,14 @@ class Document:
         if self.renderings is None:
             return self
         twin = Document(self.kind)
-        twin.root = copy.copy(self.root)
+        twin._root = copy.copy(self.root)
         return twin
 
     def add(self, *children: ET.Element) -> Document:
-        self.root.extend(children)
+        if self._rows is not None:
+            self._tail.extend(children)
+        else:
+            self._root.extend(children)
         return self
 
     def has(self, tag: str) -> bool:
@@ -87,6 +103,28 @@ def fields(**values) -> list[ET.Element]:
             element.text = str(value)
             elements.append(element)
     return elements
+
+
+def cells(**values) -> list[tuple]:
+    """A list row's cells as `fields` would make them, without an element each: a list may
+    have tens of thousands of rows, and its XML is written from these directly."""
+    return [(name, str(value), None) for name, value in values.items() if value is not None]
+
+
+def cell(tag: str, value, label, **attrs) -> tuple:
+    """A `shown` cell of a list row, as `cells` makes them."""
+    named = {k: str(v) for k, v in {**attrs, "_label": label}.items() if v is not None}
+    return (tag, None if value is None else str(value), named or None)
+
+
+def _element(cell) -> ET.Element:
+    """A row's cell as an element: a `cells`/`cell` tuple made one, an element as it is."""
+    if isinstance(cell, tuple):
+        tag, text, attrs = cell
+        element = ET.Element(tag, attrs) if attrs else ET.Element(tag)
+        element.text = text
+        return element
+    return cell
 
 
 def shown(tag: str, value, label, **attrs) -> ET.Element:
@@ -121,9 +159,24 @@ def action(*children: ET.Element) -> Document:
     return Document(ACTION, (el("ok"), *children))
 
 
+class Made:
+    """Rows made from `things` by `row`, afresh each time they are read: a long list's rows
+    are written one at a time, and none is kept (each is made under the seller's lock)."""
+
+    __slots__ = ("things", "row")
+
+    def __init__(self, things, row):
+        self.things, self.row = things, row
+
+    def __iter__(self):
+        return map(self.row, self.things)
+
+
 def rows(elems, **meta) -> Document:
-    """A list: one `<elem>` per row (each a list of cells), then its metadata (`p_elems`...)."""
-    document = Document(LIST, [el("elem", children=cells) for cells in elems])
+    """A list: one `<elem>` per row (each a list of cells: elements, or `cells`/`cell`
+    tuples), then its metadata (`p_elems`...)."""
+    document = Document(LIST)
+    document._rows = elems  # read by the XML writer, or once to build `root`
     return document.add(*fields(**meta))
 
 
@@ -204,6 +257,50 @@ def _write(element: ET.Element, parts: list[str]) -> None:
         parts.append(head + " />")
     if element.tail:
         parts.append(_escape_text(element.tail))
+
+
+def _row(cells) -> str:
+    """A list row's `<elem>` as `_write` writes it, from its cells (tuples or elements)."""
+    if not cells:
+        return "<elem />"
+    if all(map(isinstance, cells, repeat(tuple))) and not _special(cells):
+        # nothing to escape anywhere in the row (one search, not one per cell)
+        parts = ["<elem>"]
+        for tag, text, attrs in cells:
+            head = tag
+            if attrs:
+                for name, value in attrs.items():
+                    if name[0] != "_":
+                        head += f' {name}="{value}"'
+            parts.append(f"<{head}>{text}</{tag}>" if text else f"<{head} />")
+        parts.append("</elem>")
+        return "".join(parts)
+    parts = ["<elem>"]
+    for cell in cells:
+        if type(cell) is not tuple:
+            if cell.attrib or len(cell) or cell.tail:
+                _write(cell, parts)
+            else:  # a bare leaf, as `_write` writes its children's
+                leaf, name = cell.text, cell.tag
+                parts.append(f"<{name}>{_escape_text(leaf)}</{name}>" if leaf else f"<{name} />")
+            continue
+        tag, text, attrs = cell
+        head = tag
+        if attrs:
+            for name, value in attrs.items():
+                if name[0] != "_":
+                    head += f' {name}="{_escape_attribute(value)}"'
+        parts.append(f"<{head}>{_escape_text(text)}</{tag}>" if text else f"<{head} />")
+    parts.append("</elem>")
+    return "".join(parts)
+
+
+def _special(cells) -> bool:
+    """Whether any tag-free text or attribute value of these cells needs escaping."""
+    if TEXT_SPECIAL.search("".join([c[1] or "" for c in cells])):
+        return True
+    values = [v for c in cells if c[2] for v in c[2].values()]
+    return bool(values) and ATTRIBUTE_SPECIAL.search("".join(values)) is not None
 
 
 # Characters XML 1.0 cannot carry at all, even escaped: most controls, lone surrogates.
@@ -413,7 +510,20 @@ def to_ajax(document: Document, context: dict) -> bytes:
 
 
 def _xml(document: Document, context: dict) -> bytes:
-    return to_xml(document.root)
+    if document._rows is None:
+        return to_xml(document.root)
+    root = document._root  # a list's `<doc>`: no attributes, text or children of its own yet
+    chunks, parts = [XML_DECLARATION], [_head(root) + ">"]
+    for row in document._rows:
+        parts.append(_row(row))
+        if len(parts) >= CHUNK_PARTS:
+            chunks.append(_encoded(parts))
+            parts.clear()
+    for child in document._tail:
+        _write(child, parts)
+    parts.append(f"</{root.tag}>")
+    chunks.append(_encoded(parts))
+    return b"".join(chunks)
 
 
 XML_TYPE, JSON_TYPE = "text/xml", "application/json"

@@ -169,3 +169,17 @@ def test_one_seller_url_is_recognised_however_it_is_written():
         "https://bill.example.com/manager"
     )
     assert model.seller_address("https://other.example.com:1500") not in same
+
+
+@pytest.mark.parametrize(
+    "when",
+    [datetime(2026, 2, 1), datetime(2026, 2, 1, 23, 59, 59, 5).date(), datetime(2026, 12, 31, 8)],
+)
+def test_a_day_is_written_as_the_seller_writes_it(when):
+    assert model.day(when) == when.strftime("%Y-%m-%d") == f"{when:%Y-%m-%d}"
+
+
+def test_a_day_before_the_year_1000_is_written_as_strftime_writes_it():
+    when = datetime(999, 3, 4)
+
+    assert model.day(when) == when.strftime("%Y-%m-%d")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import date
 from decimal import Decimal
 from urllib.parse import parse_qsl
@@ -365,3 +366,25 @@ def test_an_http_status_other_than_200_is_unavailable(status):
         seller.whoami()
 
     assert f"answered HTTP {status}" in caught.value.message
+
+
+def test_a_reply_that_is_not_xml_leaves_the_garbage_collector_running():
+    seller, _ = canned_client(after_login(b"Service Temporarily Unavailable"))
+
+    with pytest.raises(SellerUnavailable, match="not XML"):
+        seller.whoami()
+
+    assert gc.isenabled()
+
+
+def test_a_list_row_with_a_cell_twice_reads_the_first():
+    body = (
+        b"<doc><elem><id>7</id><id>8</id><pricelist_id>5</pricelist_id><period>1</period>"
+        b"<status>2</status><status>3</status><expiredate> 2026-02-01 </expiredate>"
+        b"<ip>203.0.113.5</ip><ip>203.0.113.6</ip></elem></doc>"
+    )
+    seller, _ = canned_client(after_login(body))
+
+    (row,) = seller.services("vds")
+
+    assert (row.id, row.status, row.expires, row.ips) == (7, 2, date(2026, 2, 1), ["203.0.113.5"])

@@ -5,7 +5,10 @@ from __future__ import annotations
 from xml.etree import ElementTree as ET
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from simulator import formats
 from tests.replies import URL, nothing_changes, services
 
 AUTH = {"authinfo": "reseller:s3cret"}
@@ -184,3 +187,56 @@ def test_a_call_with_an_unknown_out_does_nothing(send, client):
 
     assert reply.json()["doc"]["error"]["$object"] == "out"
     assert services(client) == []
+
+
+# -- a list written from its rows --------------------------------------------------------------
+
+TEXTS = st.text(
+    st.characters(codec="utf-16", exclude_categories=["Cs"]) | st.sampled_from('&<>"\t\r\n\x00\x1f')
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.lists(
+            st.tuples(
+                st.sampled_from(["id", "name", "ip", "remoteid"]),
+                TEXTS | st.none(),
+                st.none() | st.dictionaries(st.sampled_from(["orig", "color", "_label"]), TEXTS),
+            ),
+            max_size=4,
+        ),
+        max_size=3,
+    ),
+    st.booleans(),
+)
+def test_a_list_written_straight_from_its_cells_is_byte_for_byte_its_tree(table, with_element):
+    made = [[(tag, text, attrs or None) for tag, text, attrs in row] for row in table]
+    if with_element:
+        made = [
+            [
+                *row,
+                formats.el("item_status", "2", {"color": "<green>", "_label": "x"}),
+                formats.el("ip", "203.0.113.1 & <x>"),
+                formats.el("ip"),
+            ]
+            for row in made
+        ]
+
+    def listed():
+        return formats.rows([list(row) for row in made], p_elems=len(made))
+
+    def tree():  # the rows as elements, as every list was made before
+        elems = [formats.el("elem", children=[element(c) for c in row]) for row in made]
+        return formats.Document(formats.LIST, elems).add(*formats.fields(p_elems=len(made)))
+
+    for out in ("xml", "json", "bjson", "ajax"):
+        assert formats.render(listed(), out, {}) == formats.render(tree(), out, {})
+
+
+def element(cell) -> ET.Element:
+    if not isinstance(cell, tuple):
+        return cell
+    tag, text, attrs = cell
+    return formats.el(tag, text, attrs)

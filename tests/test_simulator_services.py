@@ -374,3 +374,21 @@ def test_a_month_from_the_31st_ends_on_the_last_day_of_a_shorter_month():
     assert period_end(datetime(2024, 1, 31, 12), 1) == datetime(2024, 2, 29, 12)
     assert period_end(datetime(2026, 1, 31), 1) == datetime(2026, 2, 28)
     assert period_end(datetime(2026, 3, 31), 3) == datetime(2026, 6, 30)
+
+
+def test_services_of_one_tariff_with_other_add_ons_each_list_their_own_cost(api, order):
+    plain, bigger = order(), order(addon_11=2048, remoteid="big")
+
+    costs = {row["id"]: row["item_cost"] for row in api("vds").all("elem")}
+
+    assert costs[plain] != costs[bigger]
+    assert costs[bigger] == api("vds", remoteid="big").one("elem")["item_cost"]
+
+
+def test_a_list_shows_a_tariffs_new_price_on_the_next_call(api, order, seller):
+    order()
+    assert api("vds").one("elem")["cost"] == "10.00 EUR / month"
+
+    seller.tariffs[5].prices[1] = Decimal(12)
+
+    assert api("vds").one("elem")["cost"] == "12.00 EUR / month"

@@ -8,7 +8,7 @@ from decimal import Decimal
 from functools import lru_cache
 from xml.etree import ElementTree as ET
 
-from simulator.formats import Document, el, rows, shown
+from simulator.formats import Document, Made, el, rows, shown
 from simulator.functions.table import Call, whole_number
 from simulator.model import (
     ACTIVE,
@@ -65,10 +65,11 @@ def period_element(period: int, cost: Decimal) -> ET.Element:
     return el("period", period_label(period), {"cost": cost, "type": kind, "length": length})
 
 
-def status_cell(service: Service) -> ET.Element:
-    """`item_status`: its code as XML and JSON read it, its label where bjson and ajax show it."""
+def status_cell(service: Service, made=shown):
+    """`item_status`: its code as XML and JSON read it, its label where bjson and ajax show it;
+    an element, or a list row's cell with `made=formats.cell`."""
     label = STATUS_LABELS[service.status]
-    return shown(
+    return made(
         "item_status",
         service.status,
         label,
@@ -86,9 +87,23 @@ def _period_price(seller: Seller, service: Service) -> Decimal | None:
     return tariff.price_for(service.period, service.addons)
 
 
-def cost_cells(seller: Seller, service: Service) -> tuple[str, str]:
+def cost_cells(seller: Seller, service: Service, prices: dict | None = None) -> tuple[str, str]:
     """The `cost` column (what the service costs a month, or its period if not in months) and
-    `item_cost` (its period's price), from one reckoning of the price: a list has a row each."""
+    `item_cost` (its period's price), from one reckoning of the price: a list has a row each.
+
+    `prices`, a dict kept for one reply, holds the cells already reckoned for a tariff, period
+    and add-on values: a list's services mostly share them, and nothing changes mid-reply.
+    """
+    if prices is None:
+        return _cost_cells(seller, service)
+    key = (service.tariff, service.period, tuple(service.addons.items()))
+    found = prices.get(key)
+    if found is None:
+        found = prices[key] = _cost_cells(seller, service)
+    return found
+
+
+def _cost_cells(seller: Seller, service: Service) -> tuple[str, str]:
     price = _period_price(seller, service)
     if price is None:
         return "", ""
@@ -114,14 +129,23 @@ def os_family(template: str) -> str:
     return match.group(0).lower() if match else "other"
 
 
-def listing(call: Call, cells: list[list[ET.Element]]) -> Document:
-    """A list with its metadata, paged only when the client sends `p_cnt` or `p_num`."""
+def listing(call: Call, cells: list, row=None) -> Document:
+    """A list with its metadata, paged only when the client sends `p_cnt` or `p_num`.
+
+    With `row`, `cells` are the things listed and each row is `row(thing)`, made as the reply
+    is written (one row's cells alive at a time, not every row's).
+    """
     total = len(cells)
     page = call.page()
     if page is None:
-        return rows(cells, p_elems=total, p_num=1, p_cnt=max(total, 1))
-    start, count = page
-    return rows(cells[start : start + count], p_elems=total, p_num=start // count + 1, p_cnt=count)
+        shown_rows, meta = cells, dict(p_elems=total, p_num=1, p_cnt=max(total, 1))
+    else:
+        start, count = page
+        shown_rows = cells[start : start + count]
+        meta = dict(p_elems=total, p_num=start // count + 1, p_cnt=count)
+    if row is not None:
+        shown_rows = Made(shown_rows, row)
+    return rows(shown_rows, **meta)
 
 
 def service_of(call: Call, elid: str | None = None) -> Service:

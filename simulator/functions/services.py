@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from xml.etree import ElementTree as ET
 
-from simulator.formats import action, data, el, fields, form, slist
+from simulator.formats import action, cell, cells, data, el, fields, form, slist
 from simulator.functions.common import (
     STATUS_LABELS,
     autoprolong_period,
@@ -26,12 +26,13 @@ EDITABLE = tuple(t for t in PRODUCT_TYPES if t != "soft")  # soft.edit is the li
 ELID = Param("elid", required=True)
 
 
-def service_row(seller: Seller, service: Service) -> list[ET.Element]:
-    """A service as its type's list shows it; `pricelist` is the tariff's name."""
+def service_row(seller: Seller, service: Service, prices: dict | None = None) -> list[tuple]:
+    """A service as its type's list shows it; `pricelist` is the tariff's name. `prices`: see
+    `cost_cells`."""
     tariff = seller.tariffs[service.tariff]
     ip = service.params.get("ip", "") if service.type == "soft" else ""
-    cost, period_cost = cost_cells(seller, service)
-    return fields(
+    cost, period_cost = cost_cells(seller, service, prices)
+    return cells(
         id=service.id,
         name=service.name,
         pricelist=tariff.name,
@@ -53,14 +54,15 @@ def service_row(seller: Seller, service: Service) -> list[ET.Element]:
         datacentername=datacenter_name(tariff),
         autoprolong=autoprolong_text(service),
         status_msg=STATUS_LABELS[service.status],
-    ) + [status_cell(service)]
+    ) + [status_cell(service, cell)]
 
 
 @declare("{type}", types=PRODUCT_TYPES, params=(Param("remoteid"),))
 def service_list(call: Call):
     """The caller's services of the type (`remoteid=` filters), paged on request."""
-    services = call.seller.services_of(call.account, call.type, call["remoteid"])
-    return listing(call, [service_row(call.seller, s) for s in services])
+    seller, prices = call.seller, {}
+    services = seller.services_of(call.account, call.type, call["remoteid"])
+    return listing(call, services, lambda service: service_row(seller, service, prices))
 
 
 def service_fields(seller: Seller, service: Service) -> list[ET.Element]:
