@@ -214,6 +214,40 @@ def test_an_event_before_the_lost_reply_to_its_order_links_the_service_by_remote
     assert len(sim.services()) == 1 and len(sim.calls("vds.order.param")) == 1
 
 
+def test_one_poll_applies_each_event_to_its_service_linked_by_seller_id_or_by_remoteid(
+    engine, tariff, sim, store
+):
+    linked = active(engine, sim)
+    sim.fault("lose_reply")
+    unlinked = order(engine, sim)
+    (remote,) = [s["id"] for s in sim.services() if s["id"] != remote_of(engine, linked)]
+    sim.act("add_ip", service=remote, ip="10.0.0.9")
+    sim.act("add_ip", service=remote_of(engine, linked), ip="10.0.0.8")
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.applied, report.unmatched) == (3, [])
+    assert store.item(unlinked).remote_id == remote
+    assert status(store, unlinked) == 2
+    assert store.item(unlinked).ips == sim.service(remote)["ips"]
+    assert store.item(linked).ips == sim.service(remote_of(engine, linked))["ips"]
+
+
+def test_one_poll_completes_a_change_awaiting_on_one_service_among_others_with_none(
+    engine, tariff, sim, store
+):
+    idle, busy = active(engine, sim), active(engine, sim)
+    sim.act("add_ip", service=remote_of(engine, idle), ip="10.0.0.8")
+    engine.change_status(busy, "suspend", sim.now)
+    sim.act("add_ip", service=remote_of(engine, idle), ip="10.0.0.9")
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert report.completed == [store.latest_operation(busy).id]
+    assert store.latest_operation(busy).state == "done"
+    assert (status(store, idle), status(store, busy)) == (2, 3)
+
+
 def test_an_event_for_a_service_the_reseller_does_not_have_is_kept_and_reported(
     engine, module, sim, store
 ):
