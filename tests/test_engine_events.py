@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import pytest
 
-from reseller.client import SellerClient
+from reseller.client import RemoteEvent, SellerClient
 from reseller.engine import Engine
 from reseller.errors import ResellerError
 from tests.helpers import RESELLER, active, connect, order, refused, remote_of
+
+START = datetime(2026, 1, 1)
 
 
 class Crash(Exception):
@@ -246,6 +251,22 @@ def test_one_poll_completes_a_change_awaiting_on_one_service_among_others_with_n
     assert report.completed == [store.latest_operation(busy).id]
     assert store.latest_operation(busy).state == "done"
     assert (status(store, idle), status(store, busy)) == (2, 3)
+
+
+def test_stored_events_keep_the_ips_the_seller_sent_each_in_a_list_of_its_own(store):
+    module = store.add_module("seller", "http://seller", "reseller", "s3cret", [], START)
+    sent = [["10.0.0.1", 'h\u00f4te "a"'], [], ["10.0.0.1", 'h\u00f4te "a"']]
+    events = [
+        RemoteEvent(n + 1, "ip_add", 100, "", 2, None, "ip", "10.0.0.1", ips)
+        for n, ips in enumerate(sent)
+    ]
+
+    store.close_poll(module.id, events, START)
+
+    kept = kept_events(store)
+    assert [e.ips for e in kept] == sent
+    assert kept[0].ips is not kept[2].ips
+    assert [r["ips"] for r in store.db["itemevent"].rows] == [json.dumps(ips) for ips in sent]
 
 
 def test_an_event_for_a_service_the_reseller_does_not_have_is_kept_and_reported(
