@@ -1132,8 +1132,9 @@ class Store:
             return
         when = stamp(now)
         with self.atomic():
-            self.db.conn.executemany(
-                "delete from itemevent where id = ?", [(event.id,) for event, _ in applied]
+            self.db.execute(
+                "delete from itemevent where id in (select value from json_each(?))",
+                [json.dumps([event.id for event, _ in applied])],
             )
             self.db.conn.executemany(
                 "insert into itemevent_applied (processingmodule, event_id, item, applied)"
