@@ -98,10 +98,10 @@ class Events(Job):
         self._plans: dict[int, Tariff] = {}  # no event changes a tariff: read once a poll
         with self.store.atomic():
             pending = self.store.pending_events(module.id)
+            if not pending:  # most polls: nothing more to read
+                return
             items = self.store.items_of_remotes(module.id, {e.remote_item for e in pending})
-            # Applying an event completes operations but starts none: only these services'
-            # operations are ever looked at in this poll.
-            self._awaiting = self.store.items_awaiting_seller(module.id)
+            self._awaiting: set[int] | None = None
             for index, event in enumerate(pending):
                 if index == 1:
                     self.crash_point("applying_events")
@@ -126,6 +126,10 @@ class Events(Job):
     def _operations(self, item: Item) -> list[Operation]:
         """`Store.operations_from_first_awaiting`, without a query for a service that has
         nothing awaiting the seller."""
+        if self._awaiting is None:
+            # Applying an event completes operations but starts none: only the services that
+            # had one awaiting the seller when the first was looked at can have any.
+            self._awaiting = self.store.items_awaiting_seller(item.remote_module)
         if item.id not in self._awaiting:
             return []
         operations = self.store.operations_from_first_awaiting(item.id)

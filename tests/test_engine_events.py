@@ -253,6 +253,18 @@ def test_one_poll_completes_a_change_awaiting_on_one_service_among_others_with_n
     assert (status(store, idle), status(store, busy)) == (2, 3)
 
 
+def test_a_poll_that_brings_no_events_reads_no_service_and_no_operation(engine, tariff, sim, store):
+    active(engine, sim)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+
+    report = engine.checkevent("seller", sim.now)
+
+    store.db.conn.set_trace_callback(None)
+    assert report.fetched == 0
+    assert not [s for s in statements if " item " in s or "runningoperation" in s]
+
+
 def test_stored_events_keep_the_ips_the_seller_sent_each_in_a_list_of_its_own(store):
     module = store.add_module("seller", "http://seller", "reseller", "s3cret", [], START)
     sent = [["10.0.0.1", 'h\u00f4te "a"'], [], ["10.0.0.1", 'h\u00f4te "a"']]
