@@ -23,6 +23,7 @@ from reseller.model import (
     STATUS_AFTER,
     Item,
     Module,
+    Operation,
     StoredEvent,
     Tariff,
     remoteid_of_ours,
@@ -90,16 +91,21 @@ class Events(Job):
 
     def apply_events(self, module: Module, now: datetime, report: EventReport) -> None:
         """Apply stored events in the seller's id order, each once, in one transaction."""
-        # Each service's item is read once and kept current here; the applied events are
-        # finished together at the end of the same transaction: a poll can bring thousands.
-        items: dict[int, Item] = {}
+        # A poll can bring thousands of events: the services they name are read in one query
+        # and kept current here, and the applied events are finished together at the end of
+        # the same transaction.
         applied: list[tuple[StoredEvent, int]] = []
         self._plans: dict[int, Tariff] = {}  # no event changes a tariff: read once a poll
         with self.store.atomic():
-            for index, event in enumerate(self.store.pending_events(module.id)):
+            pending = self.store.pending_events(module.id)
+            if not pending:  # most polls: nothing more to read
+                return
+            items = self.store.items_of_remotes(module.id, {e.remote_item for e in pending})
+            self._awaiting: set[int] | None = None
+            for index, event in enumerate(pending):
                 if index == 1:
                     self.crash_point("applying_events")
-                item = items.get(event.remote_item) or self._event_item(module, event)
+                item = items.get(event.remote_item) or self._item_by_remoteid(module, event)
                 if item is None:
                     self.store.mark_unmatched(event.id)
                     report.unmatched.append(event.event_id)
@@ -117,12 +123,24 @@ class Events(Job):
             self._plans[item.pricelist] = self.store.tariff_by_id(item.pricelist)
         return self._plans[item.pricelist]
 
-    def _event_item(self, module: Module, row: StoredEvent) -> Item | None:
-        """Our service an event names: by the seller's id, or by the remoteid our order sent
-        (an event that came before the order's reply, or instead of a lost one)."""
-        item = self.store.item_of_remote(module.id, row.remote_item)
-        if item is not None:
-            return item
+    def _operations(self, item: Item) -> list[Operation]:
+        """`Store.operations_from_first_awaiting`, without a query for a service that has
+        nothing awaiting the seller."""
+        if self._awaiting is None:
+            # Applying an event completes operations but starts none: only the services that
+            # had one awaiting the seller when the first was looked at can have any.
+            self._awaiting = self.store.items_awaiting_seller(item.remote_module)
+        if item.id not in self._awaiting:
+            return []
+        operations = self.store.operations_from_first_awaiting(item.id)
+        if not operations:
+            self._awaiting.discard(item.id)
+        return operations
+
+    def _item_by_remoteid(self, module: Module, row: StoredEvent) -> Item | None:
+        """Our service an event names by the remoteid our order sent, when none has the
+        seller's id yet (an event that came before the order's reply, or instead of a lost
+        one): it is linked to that id here."""
         ours = remoteid_of_ours(row.remoteid)
         item = self.store.item(ours) if ours is not None else None
         if item is None or item.remote_module != module.id or item.remote_id is not None:
@@ -134,10 +152,10 @@ class Events(Job):
     def _apply(self, module: Module, item: Item, row: StoredEvent, now: datetime) -> list[int]:
         """Apply one event to `item` (kept current) and complete what it confirms."""
         kind = row.type
-        changes = {}
-        if kind in STATUS_AFTER:
+        changes = {}  # only what differs: most events repeat the expiry the service has
+        if kind in STATUS_AFTER and STATUS_AFTER[kind] != item.status:
             changes["status"] = STATUS_AFTER[kind]
-        if row.expiredate:
+        if row.expiredate and row.expiredate != item.expiredate:
             changes["expiredate"] = row.expiredate
         if changes:
             self.store.update_item(item.id, **changes)
@@ -175,7 +193,7 @@ class Events(Job):
         (`Operation.ended_by_deletion`)."""
         reached = STATUS_AFTER[kind]
         completed = []
-        operations = self.store.operations_from_first_awaiting(item.id)
+        operations = self._operations(item)
         for operation in operations:
             if not operation.awaiting_seller:
                 continue
@@ -197,7 +215,7 @@ class Events(Job):
         before it, for the period that gives the event's expiry (not simply the latest one: a
         late event of one that reconcile already finished would be taken for it)."""
         intname = self._plan(item).intname
-        for operation in self.store.operations_from_first_awaiting(item.id):
+        for operation in self._operations(item):
             if operation.kind != PROLONG:
                 continue
             months = seller_period(module.rules, intname, operation.params["period"])
@@ -210,7 +228,7 @@ class Events(Job):
         """Complete the add-on changes this event (`name` set to `value`) finishes: a change
         that names it, was sent, and whose every value the service now shows. One poll can
         bring several changes' events, in any order they were asked."""
-        operations = self.store.operations_from_first_awaiting(item.id)
+        operations = self._operations(item)
         completed = []
         for operation in operations:
             if (

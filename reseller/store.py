@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
+from json.encoder import encode_basestring_ascii
 
 import sqlite_utils
 
@@ -269,6 +270,17 @@ def _ips(found: list[tuple]) -> list[str]:
 
 def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
+
+
+_EVENT_COLUMNS = (
+    "id, processingmodule, event_id, type, remote_item, remoteid, status, expiredate, name, "
+    "value, ips, fetched"
+)
+
+
+def _json_texts(texts: list[str]) -> str:
+    """`json.dumps(texts)` for a list of strings, the same text without its general encoder."""
+    return "[" + ", ".join(map(encode_basestring_ascii, texts)) + "]"
 
 
 # The statements that made the first store in memory, for the next ones to run as they are.
@@ -819,6 +831,19 @@ class Store:
         found = self._items("remote_module = ? and remote_id = ?", [module_id, remote_id])
         return found[0] if found else None
 
+    def items_of_remotes(self, module_id: int, remote_ids: Iterable[int]) -> dict[int, Item]:
+        """The module's services by the seller's id, for those of `remote_ids` linked, in one
+        query (a poll names thousands); as `item_of_remote`, the first if two share an id."""
+        rows = self._all(
+            "select * from item where remote_module = ? and remote_id in "
+            "(select value from json_each(?)) order by id",
+            [module_id, json.dumps(sorted(remote_ids))],
+        )
+        found: dict[int, Item] = {}
+        for item in self._items(rows):
+            found.setdefault(item.remote_id, item)
+        return found
+
     def update_item(self, item_id: int, **fields) -> None:
         if "autoprolong" in fields:
             fields["autoprolong"] = int(bool(fields["autoprolong"]))
@@ -1038,11 +1063,15 @@ class Store:
                 "select event_id from itemevent where processingmodule = ?", [module_id]
             )
         }
+        # A poll brings thousands of events over few expiry days: each day is formatted once.
+        days: dict[date | None, str | None] = {}
         fresh, ids, fetched = [], set(), stamp(now)
         for e in events:
             if e.id <= (last["last_event_id"] or 0) or e.id in seen or e.id in ids:
                 continue
             ids.add(e.id)
+            if e.expires not in days:
+                days[e.expires] = day(e.expires)
             fresh.append(
                 (
                     module_id,
@@ -1051,10 +1080,10 @@ class Store:
                     e.service,
                     e.remoteid,
                     e.status,
-                    day(e.expires),
+                    days[e.expires],
                     e.name,
                     e.value,
-                    json.dumps(e.ips),
+                    _json_texts(e.ips),
                     fetched,
                     0,
                 )
@@ -1067,32 +1096,38 @@ class Store:
         )
         return len(fresh)
 
-    @staticmethod
-    def _event(row: dict) -> StoredEvent:
-        return StoredEvent(
-            row["id"],
-            row["processingmodule"],
-            row["event_id"],
-            row["type"],
-            row["remote_item"],
-            row["remoteid"] or "",
-            row["status"],
-            row["expiredate"],
-            row["name"] or "",
-            row["value"] or "",
-            json.loads(row["ips"] or "[]"),
-            row["fetched"],
-        )
+    def _events(self, where: str, params: Iterable = ()) -> list[StoredEvent]:
+        """Stored events, read as plain rows: a poll may bring thousands. Each distinct list of
+        IPs is decoded once (a service's events carry the same) and copied for each event."""
+        ips_of: dict[str, list[str]] = {}
+        found = []
+        for row in self.db.conn.execute(f"select {_EVENT_COLUMNS} from itemevent {where}", params):
+            row_id, module, event_id, kind, remote, remoteid, status, expiry = row[:8]
+            name, value, ips, fetched = row[8:]
+            ips = ips or "[]"
+            if ips not in ips_of:
+                ips_of[ips] = json.loads(ips)
+            found.append(
+                StoredEvent(
+                    row_id,
+                    module,
+                    event_id,
+                    kind,
+                    remote,
+                    remoteid or "",
+                    status,
+                    expiry,
+                    name or "",
+                    value or "",
+                    list(ips_of[ips]),
+                    fetched,
+                )
+            )
+        return found
 
     def pending_events(self, module_id: int) -> list[StoredEvent]:
         """Stored events of the module not yet applied, in the seller's id order."""
-        return [
-            self._event(r)
-            for r in self._all(
-                "select * from itemevent where processingmodule = ? order by event_id",
-                [module_id],
-            )
-        ]
+        return self._events("where processingmodule = ? order by event_id", [module_id])
 
     def finish_events(self, applied: list[tuple[StoredEvent, int]], now: datetime) -> None:
         """Delete applied events, remember each was applied to its item, move the high-water mark.
@@ -1103,8 +1138,9 @@ class Store:
             return
         when = stamp(now)
         with self.atomic():
-            self.db.conn.executemany(
-                "delete from itemevent where id = ?", [(event.id,) for event, _ in applied]
+            self.db.execute(
+                "delete from itemevent where id in (select value from json_each(?))",
+                [json.dumps([event.id for event, _ in applied])],
             )
             self.db.conn.executemany(
                 "insert into itemevent_applied (processingmodule, event_id, item, applied)"
@@ -1125,10 +1161,7 @@ class Store:
         self.db.execute("update itemevent set unmatched = 1 where id = ?", [row_id])
 
     def unmatched_events(self) -> list[StoredEvent]:
-        return [
-            self._event(r)
-            for r in self._all("select * from itemevent where unmatched = 1 order by event_id")
-        ]
+        return self._events("where unmatched = 1 order by event_id")
 
     def applied_events(self) -> list[AppliedEvent]:
         return [

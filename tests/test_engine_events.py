@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
 import pytest
 
-from reseller.client import SellerClient
+from reseller.client import RemoteEvent, SellerClient
 from reseller.engine import Engine
 from reseller.errors import ResellerError
 from tests.helpers import RESELLER, active, connect, order, refused, remote_of
+
+START = datetime(2026, 1, 1)
 
 
 class Crash(Exception):
@@ -212,6 +217,68 @@ def test_an_event_before_the_lost_reply_to_its_order_links_the_service_by_remote
     sim.advance("5m")
     engine.run_due(sim.now)
     assert len(sim.services()) == 1 and len(sim.calls("vds.order.param")) == 1
+
+
+def test_one_poll_applies_each_event_to_its_service_linked_by_seller_id_or_by_remoteid(
+    engine, tariff, sim, store
+):
+    linked = active(engine, sim)
+    sim.fault("lose_reply")
+    unlinked = order(engine, sim)
+    (remote,) = [s["id"] for s in sim.services() if s["id"] != remote_of(engine, linked)]
+    sim.act("add_ip", service=remote, ip="10.0.0.9")
+    sim.act("add_ip", service=remote_of(engine, linked), ip="10.0.0.8")
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.applied, report.unmatched) == (3, [])
+    assert store.item(unlinked).remote_id == remote
+    assert status(store, unlinked) == 2
+    assert store.item(unlinked).ips == sim.service(remote)["ips"]
+    assert store.item(linked).ips == sim.service(remote_of(engine, linked))["ips"]
+
+
+def test_one_poll_completes_a_change_awaiting_on_one_service_among_others_with_none(
+    engine, tariff, sim, store
+):
+    idle, busy = active(engine, sim), active(engine, sim)
+    sim.act("add_ip", service=remote_of(engine, idle), ip="10.0.0.8")
+    engine.change_status(busy, "suspend", sim.now)
+    sim.act("add_ip", service=remote_of(engine, idle), ip="10.0.0.9")
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert report.completed == [store.latest_operation(busy).id]
+    assert store.latest_operation(busy).state == "done"
+    assert (status(store, idle), status(store, busy)) == (2, 3)
+
+
+def test_a_poll_that_brings_no_events_reads_no_service_and_no_operation(engine, tariff, sim, store):
+    active(engine, sim)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+
+    report = engine.checkevent("seller", sim.now)
+
+    store.db.conn.set_trace_callback(None)
+    assert report.fetched == 0
+    assert not [s for s in statements if " item " in s or "runningoperation" in s]
+
+
+def test_stored_events_keep_the_ips_the_seller_sent_each_in_a_list_of_its_own(store):
+    module = store.add_module("seller", "http://seller", "reseller", "s3cret", [], START)
+    sent = [["10.0.0.1", 'h\u00f4te "a"'], [], ["10.0.0.1", 'h\u00f4te "a"']]
+    events = [
+        RemoteEvent(n + 1, "ip_add", 100, "", 2, None, "ip", "10.0.0.1", ips)
+        for n, ips in enumerate(sent)
+    ]
+
+    store.close_poll(module.id, events, START)
+
+    kept = kept_events(store)
+    assert [e.ips for e in kept] == sent
+    assert kept[0].ips is not kept[2].ips
+    assert [r["ips"] for r in store.db["itemevent"].rows] == [json.dumps(ips) for ips in sent]
 
 
 def test_an_event_for_a_service_the_reseller_does_not_have_is_kept_and_reported(
