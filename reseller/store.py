@@ -834,13 +834,12 @@ class Store:
     def items_of_remotes(self, module_id: int, remote_ids: Iterable[int]) -> dict[int, Item]:
         """The module's services by the seller's id, for those of `remote_ids` linked, in one
         query (a poll names thousands); as `item_of_remote`, the first if two share an id."""
-        rows = self._all(
-            "select * from item where remote_module = ? and remote_id in "
-            "(select value from json_each(?)) order by id",
+        items = self._items(
+            "remote_module = ? and remote_id in (select value from json_each(?))",
             [module_id, json.dumps(sorted(remote_ids))],
         )
         found: dict[int, Item] = {}
-        for item in self._items(rows):
+        for item in items:
             found.setdefault(item.remote_id, item)
         return found
 
