@@ -18,8 +18,11 @@ where the format shows labels (bjson, ajax) rather than the raw value (XML, JSON
 
 from __future__ import annotations
 
+import io
 import json
 import re
+from collections.abc import Callable, Iterable, Sequence
+from itertools import chain
 from xml.etree import ElementTree as ET
 
 LIST, FORM, ACTION, DATA, ERROR = "list", "form", "action", "data", "error"
@@ -27,19 +30,38 @@ ALWAYS_LISTS = frozenset({"elem", "list", "slist", "val"})
 
 
 class Document:
-    """What a function answers, before it is rendered: a `<doc>` tree and its kind."""
+    """What a function answers, before it is rendered: a `<doc>` tree and its kind.
 
-    __slots__ = ("root", "kind")
+    A long list's rows may wait to be built (`rows_of`): XML writes each as it is built and
+    drops it, so 100,000 events are never a tree; anything else that reads `root` builds them.
+    """
 
-    def __init__(self, kind: str, children=()):
-        self.root = el("doc", children=children)
+    __slots__ = ("_root", "kind", "_rows")
+
+    def __init__(self, kind: str, children=(), rows: tuple[Sequence, Callable] | None = None):
+        self._root = el("doc", children=children)
         self.kind = kind
+        self._rows = rows if rows and rows[0] else None  # (items, cells of an item)
+
+    @property
+    def root(self) -> ET.Element:
+        """The whole `<doc>` tree, its rows built now if they were still to be."""
+        if self._rows is not None:
+            self._root[0:0] = list(self._pending_rows())
+            self._rows = None
+        return self._root
+
+    def _pending_rows(self) -> Iterable[ET.Element]:
+        items, cells = self._rows
+        return (el("elem", children=cells(item)) for item in items)
 
     def add(self, *children: ET.Element) -> Document:
-        self.root.extend(children)
+        self._root.extend(children)
         return self
 
     def has(self, tag: str) -> bool:
+        if self._rows is not None and tag.isidentifier():  # a bare tag: no need for the rows
+            return tag == "elem" or self._root.find(tag) is not None
         return self.root.find(tag) is not None
 
     def __repr__(self) -> str:
@@ -108,6 +130,14 @@ def rows(elems, **meta) -> Document:
     return document.add(*fields(**meta))
 
 
+def rows_of(items: Sequence, cells: Callable[..., list[ET.Element]], **meta) -> Document:
+    """`rows([cells(item) for item in items], **meta)`, each row built only as it is written.
+
+    For lists long enough that their tree would outweigh their bytes (a poll of the feed).
+    """
+    return Document(LIST, fields(**meta), rows=(items, cells))
+
+
 def error(type: str, object: str, msg: str, params: dict | None = None) -> Document:
     """`doc.error` as BILLmanager gives it: type, object, params and a message."""
     children = []
@@ -128,29 +158,37 @@ XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 CHUNK_PARTS = 4096  # strings written before they are encoded: a long feed is never all text
 
 
-def to_xml(root: ET.Element) -> bytes:
+def to_xml(root: ET.Element, first: Iterable[ET.Element] | None = None) -> bytes:
     """The document as bytes, as `ET.tostring(root, encoding="utf-8")` writes it.
 
     Written here because ElementTree's serializer, in pure Python, took most of a call's time;
-    attributes for renderers only (`_label`) are left out. The root's children are encoded a
-    few thousand strings at a time, so a reply of 100,000 events never holds all its text at
-    once beside its bytes.
+    attributes for renderers only (`_label`) are left out. `first` are children written before
+    the root's own, each dropped once written (a list's rows, built as they are written). The
+    children are encoded a few thousand strings at a time into one growing buffer, so a reply
+    of 100,000 events never holds all its text at once beside its bytes, nor its bytes twice.
     """
-    if not len(root):
-        parts: list[str] = []
-        _write(root, parts)
-        return XML_DECLARATION + _encoded(parts)
-    chunks, parts = [XML_DECLARATION], [_head(root) + ">" + _escape_text(root.text or "")]
-    for child in root:
+    if first is None:
+        if not len(root):
+            parts: list[str] = []
+            _write(root, parts)
+            return XML_DECLARATION + _encoded(parts)
+        first = ()
+    out, parts = None, [_head(root) + ">" + _escape_text(root.text or "")]
+    for child in chain(first, root):
         _write(child, parts)
         if len(parts) >= CHUNK_PARTS:
-            chunks.append(_encoded(parts))
+            if out is None:
+                out = io.BytesIO()
+                out.write(XML_DECLARATION)
+            out.write(_encoded(parts))
             parts.clear()
     parts.append(f"</{root.tag}>")
     if root.tail:
         parts.append(_escape_text(root.tail))
-    chunks.append(_encoded(parts))
-    return b"".join(chunks)
+    if out is None:  # most replies: one piece
+        return XML_DECLARATION + _encoded(parts)
+    out.write(_encoded(parts))
+    return out.getvalue()  # the buffer itself, not a copy
 
 
 def _encoded(parts: list[str]) -> bytes:
@@ -160,8 +198,10 @@ def _encoded(parts: list[str]) -> bytes:
 def _head(element: ET.Element) -> str:
     """An element's start tag without its closing `>`: the tag and its attributes."""
     head = "<" + element.tag
-    if element.attrib:
-        for name, value in element.items():
+    # `items()`, not `attrib`: reading `attrib` gives an element without attributes a dict
+    attributes = element.items()
+    if attributes:
+        for name, value in attributes:
             if name[0] != "_":
                 head += f' {name}="{_escape_attribute(value)}"'
     return head
@@ -174,7 +214,7 @@ def _write(element: ET.Element, parts: list[str]) -> None:
     if len(element):
         parts.append(head + ">" + _escape_text(text) if text else head + ">")
         for child in element:
-            if child.attrib or len(child) or child.tail:
+            if child.keys() or len(child) or child.tail:  # `keys()`: see `_head`
                 _write(child, parts)
             else:  # a bare leaf, most of any document: written here, without a call
                 leaf, name = child.text, child.tag
@@ -395,6 +435,8 @@ def to_ajax(document: Document, context: dict) -> bytes:
 
 
 def _xml(document: Document, context: dict) -> bytes:
+    if document._rows is not None:  # rows still to be built: each built as it is written
+        return to_xml(document._root, document._pending_rows())
     return to_xml(document.root)
 
 
