@@ -7,6 +7,8 @@ logging in again once when the seller says the session is gone. Seller refusals 
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
@@ -66,7 +68,7 @@ class RemoteService:
     ips: list[str] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)  # a poll may bring 100,000: no __dict__ each
 class RemoteEvent:
     """One event of the seller's feed."""
 
@@ -98,6 +100,62 @@ def _tree(content: bytes) -> ET.Element:
     half the parse. ET.ParseError if it is not XML."""
     with collector.paused():
         return ET.fromstring(content)
+
+
+FEED_BYTES = 1 << 16  # a long reply is parsed this much at a time
+
+
+def _parsed_rows(
+    content: bytes, row: Callable[[ET.Element], object]
+) -> tuple[ET.Element, list, SellerUnavailable | None]:
+    """The reply's root as `ET.fromstring` reads it but for its `<elem>` children, what `row`
+    made of each of those in order, and the first row it found bad (raised `SellerUnavailable`).
+
+    Each `<elem>` is handed to `row` once it is read and then dropped, so a poll of 100,000
+    events is never a whole tree. A child of the root is whole once the next one starts: the
+    tree builder appends an element to its parent when it opens. A reply that does not parse
+    raises `ET.ParseError`, however many rows were read before.
+    """
+    parser = ET.XMLPullParser(("start",))
+    root: ET.Element | None = None
+    made: list = []
+    bad: SellerUnavailable | None = None
+    kept = 0  # the root's first children that are not rows, left in place
+
+    def take(whole: int) -> None:
+        nonlocal bad, kept
+        others = []
+        for child in root[kept:whole]:
+            if child.tag != "elem":
+                others.append(child)
+            elif bad is None:
+                try:
+                    made.append(row(child))
+                except SellerUnavailable as error:
+                    bad = error
+        root[kept:whole] = others
+        kept += len(others)
+
+    view = memoryview(content)
+    for start in range(0, len(content), FEED_BYTES):
+        parser.feed(view[start : start + FEED_BYTES])
+        root = _first_start(parser, root)
+        if root is not None and len(root) - 1 > kept:
+            take(len(root) - 1)
+    parser.close()
+    root = _first_start(parser, root)
+    take(len(root))
+    return root, made, bad
+
+
+def _first_start(parser: ET.XMLPullParser, root: ET.Element | None) -> ET.Element | None:
+    """The root, from the first start event if it is not known yet; the other events dropped
+    (in C: one for every element of the reply)."""
+    events = parser.read_events()
+    if root is None:
+        root = next(events, (None, None))[1]
+    deque(events, maxlen=0)
+    return root
 
 
 def _whole(raw: str | None, what: str) -> int:
@@ -226,7 +284,9 @@ class SellerClient:
     def __repr__(self) -> str:
         return f"SellerClient({self.url!r}, {self.login!r}, '***')"
 
-    def _post(self, params: dict) -> ET.Element:
+    def _post(self, params: dict, row=None) -> tuple[ET.Element, list]:
+        """The reply's root; with `row`, without its `<elem>` rows but with what `row` made of
+        each (`_parsed_rows`), a bad row raised only once the reply is known good otherwise."""
         try:
             reply = self.http.post(
                 self.endpoint, data={"out": "xml", **params}, timeout=self.timeout
@@ -240,7 +300,11 @@ class SellerClient:
         if reply.status_code != 200:
             raise SellerUnavailable(f"{self.url} answered HTTP {reply.status_code}")
         try:
-            root = _tree(reply.content)
+            if row is None:
+                root, made, bad = _tree(reply.content), [], None
+            else:
+                with collector.paused():
+                    root, made, bad = _parsed_rows(reply.content, row)
         except ET.ParseError as error:
             raise SellerUnavailable(f"bad reply from {self.url}: not XML ({error})") from None
         if root.tag != "doc":
@@ -255,10 +319,12 @@ class SellerClient:
             raise SellerError(
                 error.get("type", "unknown"), _text(error, "msg"), error.get("object", ""), params
             )
-        return root
+        if bad is not None:
+            raise bad
+        return root, made
 
     def _open_session(self) -> str:
-        root = self._post({"func": "auth", "username": self.login, "password": self._password})
+        root, _ = self._post({"func": "auth", "username": self.login, "password": self._password})
         auth = root.find("auth")
         if auth is None or not auth.get("id"):
             raise SellerUnavailable("bad reply: func=auth gave no session id")
@@ -266,12 +332,22 @@ class SellerClient:
 
     def call(self, func: str, **params) -> ET.Element:
         """One API call in the logged-in session; logs in again once if the session expired."""
+        return self._call(func, params)[0]
+
+    def call_rows(
+        self, func: str, row: Callable[[ET.Element], object], **params
+    ) -> tuple[ET.Element, list]:
+        """`call` for a list that may be long: what `row` made of each of its rows, read one by
+        one, beside the reply's root without them."""
+        return self._call(func, params, row)
+
+    def _call(self, func: str, params: dict, row=None) -> tuple[ET.Element, list]:
         params = {k: v for k, v in params.items() if v is not None}
         for attempt in (1, 2):
             if self._session_id is None:
                 self._session_id = self._open_session()
             try:
-                return self._post({"func": func, "auth": self._session_id, **params})
+                return self._post({"func": func, "auth": self._session_id, **params}, row)
             except SellerError as error:
                 if error.type != "auth" or attempt == 2:
                     raise
@@ -402,22 +478,45 @@ class SellerClient:
         )
 
     def events(self) -> list[RemoteEvent]:
-        """Every pending event of this account; the seller empties its feed as it answers."""
-        root = self.call("itemevent")
-        events = []
-        for e in root.findall("elem"):
-            cells = _cells(e)
-            events.append(
-                RemoteEvent(
-                    id=_whole(cells.get("id", ""), "<id>"),
-                    type=cells.get("type", ""),
-                    service=_whole(cells.get("item", ""), "<item>"),
-                    remoteid=cells.get("remoteid", ""),
-                    status=_whole(cells.get("status") or "0", "an event status"),
-                    expires=_date(cells.get("expiredate", "")),
-                    name=cells.get("name", ""),
-                    value=cells.get("value", ""),
-                    ips=[(i.text or "") for i in e if i.tag == "ip"],
-                )
-            )
-        return events
+        """Every pending event of this account; the seller empties its feed as it answers.
+
+        Each event is read as its row arrives: a poll may bring 100,000 of them.
+        """
+        return self.call_rows("itemevent", EventRows().read)[1]
+
+
+class EventRows:
+    """Reads `itemevent` rows into events; what many events share (a day, a kind, a name) is
+    made once and shared, as a poll may bring 100,000 events over a few days and kinds."""
+
+    def __init__(self):
+        self._days: dict[str, date | None] = {}
+        self._words: dict[str, str] = {}
+
+    def read(self, row: ET.Element) -> RemoteEvent:
+        # `_cells` and the row's IPs in one pass over its cells
+        cells: dict[str, str] = {}
+        ips = []
+        for cell in row:
+            tag = cell.tag
+            if tag == "ip":
+                ips.append(cell.text or "")
+            elif tag not in cells:
+                cells[tag] = (cell.text or "").strip()
+        raw_day = cells.get("expiredate", "")
+        expires = self._days.get(raw_day, raw_day)
+        if expires is raw_day:  # not seen yet: read (a bad day raises here, every time)
+            expires = self._days[raw_day] = _date(raw_day)
+        words = self._words
+        kind, name = cells.get("type", ""), cells.get("name", "")
+        return RemoteEvent(
+            _whole(cells.get("id", ""), "<id>"),
+            words.setdefault(kind, kind),
+            _whole(cells.get("item", ""), "<item>"),
+            cells.get("remoteid", ""),
+            _whole(cells.get("status") or "0", "an event status"),
+            expires,
+            words.setdefault(name, name),
+            cells.get("value", ""),
+            ips,
+        )

@@ -19,6 +19,7 @@ where the format shows labels (bjson, ajax) rather than the raw value (XML, JSON
 from __future__ import annotations
 
 import copy
+import io
 import json
 import re
 from itertools import repeat
@@ -75,6 +76,8 @@ class Document:
         return self
 
     def has(self, tag: str) -> bool:
+        if self._rows is not None and tag.isidentifier():  # a bare tag: no need for the rows
+            return tag == "elem" or any(c.tag == tag for c in (*self._root, *self._tail))
         return self.root.find(tag) is not None
 
     def __repr__(self) -> str:
@@ -197,6 +200,7 @@ def error(type: str, object: str, msg: str, params: dict | None = None) -> Docum
 
 
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+CHUNK_ROWS = 256  # a list's rows written before they are encoded (each row is one string)
 CHUNK_PARTS = 4096  # strings written before they are encoded: a long feed is never all text
 
 
@@ -204,25 +208,44 @@ def to_xml(root: ET.Element) -> bytes:
     """The document as bytes, as `ET.tostring(root, encoding="utf-8")` writes it.
 
     Written here because ElementTree's serializer, in pure Python, took most of a call's time;
-    attributes for renderers only (`_label`) are left out. The root's children are encoded a
-    few thousand strings at a time, so a reply of 100,000 events never holds all its text at
-    once beside its bytes.
+    attributes for renderers only (`_label`) are left out.
     """
     if not len(root):
         parts: list[str] = []
         _write(root, parts)
         return XML_DECLARATION + _encoded(parts)
-    chunks, parts = [XML_DECLARATION], [_head(root) + ">" + _escape_text(root.text or "")]
+    writer = _Chunks(_head(root) + ">" + _escape_text(root.text or ""))
     for child in root:
-        _write(child, parts)
-        if len(parts) >= CHUNK_PARTS:
-            chunks.append(_encoded(parts))
-            parts.clear()
-    parts.append(f"</{root.tag}>")
+        _write(child, writer.parts)
+        writer.spill()
+    writer.parts.append(f"</{root.tag}>")
     if root.tail:
-        parts.append(_escape_text(root.tail))
-    chunks.append(_encoded(parts))
-    return b"".join(chunks)
+        writer.parts.append(_escape_text(root.tail))
+    return writer.bytes()
+
+
+class _Chunks:
+    """A reply's text encoded a few thousand strings at a time into one growing buffer, so a
+    reply of 100,000 events never holds all its text beside its bytes, nor its bytes twice."""
+
+    __slots__ = ("parts", "out")
+
+    def __init__(self, first: str):
+        self.parts, self.out = [first], None
+
+    def spill(self, limit: int = CHUNK_PARTS) -> None:
+        if len(self.parts) >= limit:
+            if self.out is None:
+                self.out = io.BytesIO()
+                self.out.write(XML_DECLARATION)
+            self.out.write(_encoded(self.parts))
+            self.parts.clear()
+
+    def bytes(self) -> bytes:
+        if self.out is None:  # most replies: one piece
+            return XML_DECLARATION + _encoded(self.parts)
+        self.out.write(_encoded(self.parts))
+        return self.out.getvalue()  # the buffer itself, not a copy
 
 
 def _encoded(parts: list[str]) -> bytes:
@@ -278,7 +301,7 @@ def _row(cells) -> str:
     parts = ["<elem>"]
     for cell in cells:
         if type(cell) is not tuple:
-            if cell.attrib or len(cell) or cell.tail:
+            if cell.keys() or len(cell) or cell.tail:  # `keys()`: see `_head`
                 _write(cell, parts)
             else:  # a bare leaf, as `_write` writes its children's
                 leaf, name = cell.text, cell.tag
@@ -513,17 +536,14 @@ def _xml(document: Document, context: dict) -> bytes:
     if document._rows is None:
         return to_xml(document.root)
     root = document._root  # a list's `<doc>`: no attributes, text or children of its own yet
-    chunks, parts = [XML_DECLARATION], [_head(root) + ">"]
-    for row in document._rows:
-        parts.append(_row(row))
-        if len(parts) >= CHUNK_PARTS:
-            chunks.append(_encoded(parts))
-            parts.clear()
+    writer = _Chunks(_head(root) + ">")
+    for row in document._rows:  # each row made as it is written, and dropped
+        writer.parts.append(_row(row))
+        writer.spill(CHUNK_ROWS)
     for child in document._tail:
-        _write(child, parts)
-    parts.append(f"</{root.tag}>")
-    chunks.append(_encoded(parts))
-    return b"".join(chunks)
+        _write(child, writer.parts)
+    writer.parts.append(f"</{root.tag}>")
+    return writer.bytes()
 
 
 XML_TYPE, JSON_TYPE = "text/xml", "application/json"

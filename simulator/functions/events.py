@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from simulator.formats import el, fields, rows
+from simulator.formats import Made, el, fields, rows
 from simulator.functions.common import date, stamp
 from simulator.functions.table import Call, declare
 from simulator.model import Event
@@ -28,15 +28,14 @@ def event_row(event: Event) -> list[ET.Element]:
 def itemevent(call: Call):
     """Every pending event of the caller, which the read takes off the feed.
 
-    Paged (`p_cnt`, `p_num`), a read takes only the events of its page.
+    Paged (`p_cnt`, `p_num`), a read takes only the events of its page. A feed may hold
+    100,000 events: each row is built only as the reply is written.
     """
     total = len(call.seller.feeds[call.account.login])
     page = call.page()
     if page is None:
         events = call.seller.read_events(call.account)
-        return rows([event_row(e) for e in events], p_elems=total, p_num=1, p_cnt=max(total, 1))
+        return rows(Made(events, event_row), p_elems=total, p_num=1, p_cnt=max(total, 1))
     start, count = page
     events = call.seller.read_events(call.account, start, count)
-    return rows(
-        [event_row(e) for e in events], p_elems=total, p_num=start // count + 1, p_cnt=count
-    )
+    return rows(Made(events, event_row), p_elems=total, p_num=start // count + 1, p_cnt=count)
