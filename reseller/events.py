@@ -32,6 +32,8 @@ from reseller.model import (
 )
 from reseller.operations import complete
 
+APPLY_CHUNK = 2_000  # events whose services one query reads while a poll is applied
+
 
 @dataclass
 class EventReport:
@@ -85,26 +87,32 @@ class Events(Job):
             if reading is not None:
                 report.reconciled = self.engine.reconciler.repair(reading, now)
             report.fetched = self.store.close_poll(module.id, events, now)
+        del events  # stored now: a poll of 100,000 must not hold them twice while applying
         self.crash_point("events_saved")
         self.apply_events(module, now, report)
         return report
 
     def apply_events(self, module: Module, now: datetime, report: EventReport) -> None:
         """Apply stored events in the seller's id order, each once, in one transaction."""
-        # A poll can bring thousands of events: the services they name are read in one query
-        # and kept current here, and the applied events are finished together at the end of
-        # the same transaction.
+        # A poll can bring thousands of events: the services they name are read a chunk of
+        # events at a time (one query each, not one per event, nor 100,000 services held at
+        # once), kept current here, and the applied events are finished together at the end of
+        # the same transaction. A service read again in a later chunk is read as this
+        # transaction left it.
         applied: list[tuple[StoredEvent, int]] = []
         self._plans: dict[int, Tariff] = {}  # no event changes a tariff: read once a poll
         with self.store.atomic():
             pending = self.store.pending_events(module.id)
             if not pending:  # most polls: nothing more to read
                 return
-            items = self.store.items_of_remotes(module.id, {e.remote_item for e in pending})
             self._awaiting: set[int] | None = None
+            items: dict[int, Item] = {}
             for index, event in enumerate(pending):
                 if index == 1:
                     self.crash_point("applying_events")
+                if index % APPLY_CHUNK == 0:  # the services of the next events, read together
+                    chunk = pending[index : index + APPLY_CHUNK]
+                    items = self.store.items_of_remotes(module.id, {e.remote_item for e in chunk})
                 item = items.get(event.remote_item) or self._item_by_remoteid(module, event)
                 if item is None:
                     self.store.mark_unmatched(event.id)

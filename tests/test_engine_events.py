@@ -238,6 +238,23 @@ def test_one_poll_applies_each_event_to_its_service_linked_by_seller_id_or_by_re
     assert store.item(linked).ips == sim.service(remote_of(engine, linked))["ips"]
 
 
+def test_a_poll_longer_than_a_chunk_applies_every_event_to_services_as_earlier_ones_left_them(
+    engine, tariff, sim, store, monkeypatch
+):
+    monkeypatch.setattr("reseller.events.APPLY_CHUNK", 2)
+    first, second = active(engine, sim), active(engine, sim)
+    for ip in ("10.0.0.7", "10.0.0.8"):
+        sim.act("add_ip", service=remote_of(engine, first), ip=ip)
+    sim.act("add_ip", service=remote_of(engine, second), ip="10.0.0.9")
+    sim.act("remove_ip", service=remote_of(engine, first), ip="10.0.0.7")
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.applied, report.unmatched) == (4, [])
+    assert store.item(first).ips == sim.service(remote_of(engine, first))["ips"]
+    assert store.item(second).ips == sim.service(remote_of(engine, second))["ips"]
+
+
 def test_one_poll_completes_a_change_awaiting_on_one_service_among_others_with_none(
     engine, tariff, sim, store
 ):
