@@ -264,17 +264,15 @@ def _row(cells) -> str:
     if not cells:
         return "<elem />"
     if all(map(isinstance, cells, repeat(tuple))) and not _special(cells):
-        # nothing to escape anywhere in the row (one search, not one per cell)
-        parts = ["<elem>"]
-        for tag, text, attrs in cells:
-            head = tag
-            if attrs:
-                for name, value in attrs.items():
-                    if name[0] != "_":
-                        head += f' {name}="{value}"'
-            parts.append(f"<{head}>{text}</{tag}>" if text else f"<{head} />")
-        parts.append("</elem>")
-        return "".join(parts)
+        # nothing to escape anywhere in the row (one search, not one per cell); the cells
+        # written in one comprehension, not an append each: a long list has many
+        written = [
+            _attributed(tag, text, attrs)
+            if attrs
+            else (f"<{tag}>{text}</{tag}>" if text else f"<{tag} />")
+            for tag, text, attrs in cells
+        ]
+        return "<elem>" + "".join(written) + "</elem>"
     parts = ["<elem>"]
     for cell in cells:
         if type(cell) is not tuple:
@@ -295,9 +293,18 @@ def _row(cells) -> str:
     return "".join(parts)
 
 
+def _attributed(tag: str, text: str | None, attrs: dict) -> str:
+    """A cell with attributes that need no escaping, as `_row` writes it."""
+    head = tag
+    for name, value in attrs.items():
+        if name[0] != "_":
+            head += f' {name}="{value}"'
+    return f"<{head}>{text}</{tag}>" if text else f"<{head} />"
+
+
 def _special(cells) -> bool:
     """Whether any tag-free text or attribute value of these cells needs escaping."""
-    if TEXT_SPECIAL.search("".join([c[1] or "" for c in cells])):
+    if TEXT_SPECIAL.search("".join([c[1] for c in cells if c[1]])):
         return True
     values = [v for c in cells if c[2] for v in c[2].values()]
     return bool(values) and ATTRIBUTE_SPECIAL.search("".join(values)) is not None

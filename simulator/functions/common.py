@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 from xml.etree import ElementTree as ET
 
-from simulator.formats import Document, Made, el, rows, shown
+from simulator.formats import Document, Made, cell, el, rows, shown
 from simulator.functions.table import Call, whole_number
 from simulator.model import (
     ACTIVE,
@@ -75,6 +75,15 @@ def status_cell(service: Service, made=shown):
         label,
         orig=service.status,
         color=STATUS_COLORS[service.status],
+    )
+
+
+@cache  # a handful of statuses; a list has a row per service
+def status_list_cell(status: int) -> tuple:
+    """`status_cell(service, formats.cell)` for a service of this status, made once: the
+    cell is a tuple, and its attributes are only read."""
+    return cell(
+        "item_status", status, STATUS_LABELS[status], orig=status, color=STATUS_COLORS[status]
     )
 
 
