@@ -163,10 +163,11 @@ class Made:
     """Rows made from `things` by `row`, afresh each time they are read: a long list's rows
     are written one at a time, and none is kept (each is made under the seller's lock)."""
 
-    __slots__ = ("things", "row")
+    __slots__ = ("things", "row", "written")
 
-    def __init__(self, things, row):
-        self.things, self.row = things, row
+    def __init__(self, things, row, written=None):
+        # `written(thing)`, if given, is `row_xml(row(thing))`, as a row maker may keep it
+        self.things, self.row, self.written = things, row, written
 
     def __iter__(self):
         return map(self.row, self.things)
@@ -257,6 +258,11 @@ def _write(element: ET.Element, parts: list[str]) -> None:
         parts.append(head + " />")
     if element.tail:
         parts.append(_escape_text(element.tail))
+
+
+def row_xml(cells) -> str:
+    """A list row's `<elem>` as the XML of a list shows it, from its cells."""
+    return _row(cells)
 
 
 def _row(cells) -> str:
@@ -521,8 +527,13 @@ def _xml(document: Document, context: dict) -> bytes:
         return to_xml(document.root)
     root = document._root  # a list's `<doc>`: no attributes, text or children of its own yet
     chunks, parts = [XML_DECLARATION], [_head(root) + ">"]
-    for row in document._rows:
-        parts.append(_row(row))
+    made = document._rows
+    if type(made) is Made and made.written is not None:
+        written = map(made.written, made.things)
+    else:
+        written = map(_row, made)
+    for row in written:
+        parts.append(row)
         if len(parts) >= CHUNK_PARTS:
             chunks.append(_encoded(parts))
             parts.clear()

@@ -138,11 +138,12 @@ def os_family(template: str) -> str:
     return match.group(0).lower() if match else "other"
 
 
-def listing(call: Call, cells: list, row=None) -> Document:
+def listing(call: Call, cells: list, row=None, written=None) -> Document:
     """A list with its metadata, paged only when the client sends `p_cnt` or `p_num`.
 
     With `row`, `cells` are the things listed and each row is `row(thing)`, made as the reply
-    is written (one row's cells alive at a time, not every row's).
+    is written (one row's cells alive at a time, not every row's); `written(thing)`, if given,
+    is that row's XML (`formats.row_xml(row(thing))`), as the row maker may keep it.
     """
     total = len(cells)
     page = call.page()
@@ -153,7 +154,7 @@ def listing(call: Call, cells: list, row=None) -> Document:
         shown_rows = cells[start : start + count]
         meta = dict(p_elems=total, p_num=start // count + 1, p_cnt=count)
     if row is not None:
-        shown_rows = Made(shown_rows, row)
+        shown_rows = Made(shown_rows, row, written)
     return rows(shown_rows, **meta)
 
 

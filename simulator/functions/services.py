@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from xml.etree import ElementTree as ET
 
-from simulator.formats import action, data, el, fields, form, slist
+from simulator.formats import action, data, el, fields, form, row_xml, slist
 from simulator.functions.common import (
     STATUS_LABELS,
     autoprolong_period,
@@ -69,12 +69,57 @@ def service_row(seller: Seller, service: Service, prices: dict | None = None) ->
     return row
 
 
+# A service's list row as XML, by everything `service_row` reads: a list is read again and
+# again while most of its services stay as they are. The key is the row's every input, so a
+# change to any of them is a new key; the oldest half goes when the dict is full.
+WRITTEN_ROWS: dict[tuple, str] = {}
+WRITTEN_ROWS_KEPT = 8192
+
+
+def service_row_xml(seller: Seller, service: Service, prices: dict | None = None) -> str:
+    """`formats.row_xml(service_row(...))`, kept by the row's inputs (see WRITTEN_ROWS)."""
+    tariff = seller.tariffs[service.tariff]
+    key = (
+        service.id,
+        service.type,
+        service.tariff,
+        service.period,
+        service.status,
+        service.opened,
+        service.expires,
+        service.remoteid,
+        service.autoprolong,
+        tuple(service.ips),
+        tuple(service.params.items()),
+        cost_cells(seller, service, prices),
+        tariff.name,
+        tariff.datacenter,
+        seller.currency,
+    )
+    try:
+        written = WRITTEN_ROWS.get(key)
+    except TypeError:  # a value that cannot be a key (a snapshot's odd param): not kept
+        return row_xml(service_row(seller, service, prices))
+    if written is None:
+        written = row_xml(service_row(seller, service, prices))
+        if len(WRITTEN_ROWS) >= WRITTEN_ROWS_KEPT:
+            for old in list(WRITTEN_ROWS)[: WRITTEN_ROWS_KEPT // 2]:
+                WRITTEN_ROWS.pop(old, None)  # another seller's thread may drop it too
+        WRITTEN_ROWS[key] = written
+    return written
+
+
 @declare("{type}", types=PRODUCT_TYPES, params=(Param("remoteid"),))
 def service_list(call: Call):
     """The caller's services of the type (`remoteid=` filters), paged on request."""
     seller, prices = call.seller, {}
     services = seller.services_of(call.account, call.type, call["remoteid"])
-    return listing(call, services, lambda service: service_row(seller, service, prices))
+    return listing(
+        call,
+        services,
+        lambda service: service_row(seller, service, prices),
+        lambda service: service_row_xml(seller, service, prices),
+    )
 
 
 def service_fields(seller: Seller, service: Service) -> list[ET.Element]:
