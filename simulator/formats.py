@@ -166,10 +166,11 @@ class Made:
     """Rows made from `things` by `row`, afresh each time they are read: a long list's rows
     are written one at a time, and none is kept (each is made under the seller's lock)."""
 
-    __slots__ = ("things", "row")
+    __slots__ = ("things", "row", "written")
 
-    def __init__(self, things, row):
-        self.things, self.row = things, row
+    def __init__(self, things, row, written=None):
+        # `written(thing)`, if given, is `row_xml(row(thing))`, as a row maker may keep it
+        self.things, self.row, self.written = things, row, written
 
     def __iter__(self):
         return map(self.row, self.things)
@@ -282,22 +283,25 @@ def _write(element: ET.Element, parts: list[str]) -> None:
         parts.append(_escape_text(element.tail))
 
 
+def row_xml(cells) -> str:
+    """A list row's `<elem>` as the XML of a list shows it, from its cells."""
+    return _row(cells)
+
+
 def _row(cells) -> str:
     """A list row's `<elem>` as `_write` writes it, from its cells (tuples or elements)."""
     if not cells:
         return "<elem />"
     if all(map(isinstance, cells, repeat(tuple))) and not _special(cells):
-        # nothing to escape anywhere in the row (one search, not one per cell)
-        parts = ["<elem>"]
-        for tag, text, attrs in cells:
-            head = tag
-            if attrs:
-                for name, value in attrs.items():
-                    if name[0] != "_":
-                        head += f' {name}="{value}"'
-            parts.append(f"<{head}>{text}</{tag}>" if text else f"<{head} />")
-        parts.append("</elem>")
-        return "".join(parts)
+        # nothing to escape anywhere in the row (one search, not one per cell); the cells
+        # written in one comprehension, not an append each: a long list has many
+        written = [
+            _attributed(tag, text, attrs)
+            if attrs
+            else (f"<{tag}>{text}</{tag}>" if text else f"<{tag} />")
+            for tag, text, attrs in cells
+        ]
+        return "<elem>" + "".join(written) + "</elem>"
     parts = ["<elem>"]
     for cell in cells:
         if type(cell) is not tuple:
@@ -318,9 +322,18 @@ def _row(cells) -> str:
     return "".join(parts)
 
 
+def _attributed(tag: str, text: str | None, attrs: dict) -> str:
+    """A cell with attributes that need no escaping, as `_row` writes it."""
+    head = tag
+    for name, value in attrs.items():
+        if name[0] != "_":
+            head += f' {name}="{value}"'
+    return f"<{head}>{text}</{tag}>" if text else f"<{head} />"
+
+
 def _special(cells) -> bool:
     """Whether any tag-free text or attribute value of these cells needs escaping."""
-    if TEXT_SPECIAL.search("".join([c[1] or "" for c in cells])):
+    if TEXT_SPECIAL.search("".join([c[1] for c in cells if c[1]])):
         return True
     values = [v for c in cells if c[2] for v in c[2].values()]
     return bool(values) and ATTRIBUTE_SPECIAL.search("".join(values)) is not None
@@ -537,8 +550,13 @@ def _xml(document: Document, context: dict) -> bytes:
         return to_xml(document.root)
     root = document._root  # a list's `<doc>`: no attributes, text or children of its own yet
     writer = _Chunks(_head(root) + ">")
-    for row in document._rows:  # each row made as it is written, and dropped
-        writer.parts.append(_row(row))
+    made = document._rows
+    if type(made) is Made and made.written is not None:
+        written = map(made.written, made.things)  # rows the row maker keeps written
+    else:
+        written = map(_row, made)  # each row made as it is written, and dropped
+    for row in written:
+        writer.parts.append(row)
         writer.spill(CHUNK_ROWS)
     for child in document._tail:
         _write(child, writer.parts)

@@ -51,6 +51,58 @@ def test_item_status_color_follows_the_status(api, order, action, color):
     assert api("vds").one("elem").one("item_status").attr("color") == color
 
 
+def _renamed_tariff(api, client, seller, service):
+    client.post("/_sim/actions/edit_tariff", json={"id": 5, "name": "VDS-1 renamed"})
+
+
+def _new_hostname(api, client, seller, service):  # as a snapshot or the staff may
+    seller.services[int(service)].params["hostname"] = "renamed.example"
+
+
+def _new_address(api, client, seller, service):
+    seller.services[int(service)].ips[:] = ["10.9.8.7"]
+
+
+CHANGES = {
+    "status": (lambda api, client, seller, service: api("vds.suspend", elid=service), "3"),
+    "expiredate": (
+        lambda api, client, seller, service: api(
+            "service.prolong", elid=service, period=1, sok="ok"
+        ),
+        "2026-03-01",
+    ),
+    "autoprolong": (
+        lambda api, client, seller, service: api("vds.edit", elid=service, autoprolong=1, sok="ok"),
+        "1",
+    ),
+    "cost": (
+        lambda api, client, seller, service: api("vds.edit", elid=service, addon_12="on", sok="ok"),
+        "12.00 EUR / month",
+    ),
+    "ostempl": (
+        lambda api, client, seller, service: api(
+            "vds.edit", elid=service, ostempl="centos-7", sok="ok"
+        ),
+        "centos-7",
+    ),
+    "pricelist": (_renamed_tariff, "VDS-1 renamed"),
+    "name": (_new_hostname, "renamed.example"),
+    "ip": (_new_address, "10.9.8.7"),
+}
+
+
+@pytest.mark.parametrize("column", CHANGES)
+def test_a_list_read_again_shows_a_change_to_its_service_since(api, client, order, seller, column):
+    service = order()
+    change, shown = CHANGES[column]
+    before = api("vds").one("elem")[column]  # read once: its row as it was is kept
+
+    change(api, client, seller, service)
+
+    assert before != shown
+    assert api("vds").one("elem")[column] == shown
+
+
 def test_an_unpaged_list_is_whole_and_its_metadata_says_so(api, order):
     for _ in range(3):
         order()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache, lru_cache
 from xml.etree import ElementTree as ET
 
-from simulator.formats import Document, Made, el, rows, shown
+from simulator.formats import Document, Made, cell, el, rows, shown
 from simulator.functions.table import Call, whole_number
 from simulator.model import (
     ACTIVE,
@@ -78,6 +78,15 @@ def status_cell(service: Service, made=shown):
     )
 
 
+@cache  # a handful of statuses; a list has a row per service
+def status_list_cell(status: int) -> tuple:
+    """`status_cell(service, formats.cell)` for a service of this status, made once: the
+    cell is a tuple, and its attributes are only read."""
+    return cell(
+        "item_status", status, STATUS_LABELS[status], orig=status, color=STATUS_COLORS[status]
+    )
+
+
 def _period_price(seller: Seller, service: Service) -> Decimal | None:
     """What the service's period costs now; None once its tariff no longer sells that period
     (the staff edited the tariff, or a snapshot says so): the service still lists."""
@@ -129,11 +138,12 @@ def os_family(template: str) -> str:
     return match.group(0).lower() if match else "other"
 
 
-def listing(call: Call, cells: list, row=None) -> Document:
+def listing(call: Call, cells: list, row=None, written=None) -> Document:
     """A list with its metadata, paged only when the client sends `p_cnt` or `p_num`.
 
     With `row`, `cells` are the things listed and each row is `row(thing)`, made as the reply
-    is written (one row's cells alive at a time, not every row's).
+    is written (one row's cells alive at a time, not every row's); `written(thing)`, if given,
+    is that row's XML (`formats.row_xml(row(thing))`), as the row maker may keep it.
     """
     total = len(cells)
     page = call.page()
@@ -144,7 +154,7 @@ def listing(call: Call, cells: list, row=None) -> Document:
         shown_rows = cells[start : start + count]
         meta = dict(p_elems=total, p_num=start // count + 1, p_cnt=count)
     if row is not None:
-        shown_rows = Made(shown_rows, row)
+        shown_rows = Made(shown_rows, row, written)
     return rows(shown_rows, **meta)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from xml.etree import ElementTree as ET
 
-from simulator.formats import action, cell, cells, data, el, fields, form, slist
+from simulator.formats import action, data, el, fields, form, row_xml, slist
 from simulator.functions.common import (
     STATUS_LABELS,
     autoprolong_period,
@@ -18,6 +18,7 @@ from simulator.functions.common import (
     service_of,
     stamp,
     status_cell,
+    status_list_cell,
 )
 from simulator.functions.table import ALWAYS, WITH_SOK, Call, Param, declare
 from simulator.model import PRODUCT_TYPES, SERVER_TYPES, Seller, SellerError, Service
@@ -28,33 +29,84 @@ ELID = Param("elid", required=True)
 
 def service_row(seller: Seller, service: Service, prices: dict | None = None) -> list[tuple]:
     """A service as its type's list shows it; `pricelist` is the tariff's name. `prices`: see
-    `cost_cells`."""
+    `cost_cells`.
+
+    The cells as `formats.cells` makes them (text, None values left out), listed directly:
+    a list has a row per service, and the keyword dict `cells` takes costs a row's work again.
+    """
     tariff = seller.tariffs[service.tariff]
-    ip = service.params.get("ip", "") if service.type == "soft" else ""
+    params = service.params
+    ips = service.ips
+    ip = ips[0] if ips else params.get("ip", "") if service.type == "soft" else ""
     cost, period_cost = cost_cells(seller, service, prices)
-    return cells(
-        id=service.id,
-        name=service.name,
-        pricelist=tariff.name,
-        pricelist_id=service.tariff,
-        period=service.period,
-        status=service.status,
-        createdate=date(service.opened),
-        expiredate=date(service.expires),
-        real_expiredate=date(service.expires),
-        remoteid=service.remoteid,
-        ip=service.ips[0] if service.ips else ip,
-        domain=service.params.get("domain"),
-        username=service.params.get("username"),
-        licname=service.params.get("licname"),
-        ostempl=service.params.get("ostempl"),
-        cost=cost,
-        item_cost=period_cost,
-        currency_str=seller.currency,
-        datacentername=datacenter_name(tariff),
-        autoprolong=autoprolong_text(service),
-        status_msg=STATUS_LABELS[service.status],
-    ) + [status_cell(service, cell)]
+    expires = date(service.expires)
+    row = [
+        ("id", str(service.id), None),
+        ("name", str(service.name), None),
+        ("pricelist", str(tariff.name), None),
+        ("pricelist_id", str(service.tariff), None),
+        ("period", str(service.period), None),
+        ("status", str(service.status), None),
+        ("createdate", date(service.opened), None),
+        ("expiredate", expires, None),
+        ("real_expiredate", expires, None),
+        ("remoteid", str(service.remoteid), None),
+        ("ip", str(ip), None),
+    ]
+    for name in ("domain", "username", "licname", "ostempl"):
+        value = params.get(name)
+        if value is not None:
+            row.append((name, str(value), None))
+    row += (
+        ("cost", cost, None),
+        ("item_cost", period_cost, None),
+        ("currency_str", str(seller.currency), None),
+        ("datacentername", datacenter_name(tariff), None),
+        ("autoprolong", autoprolong_text(service), None),
+        ("status_msg", STATUS_LABELS[service.status], None),
+        status_list_cell(service.status),
+    )
+    return row
+
+
+# A service's list row as XML, by everything `service_row` reads: a list is read again and
+# again while most of its services stay as they are. The key is the row's every input, so a
+# change to any of them is a new key; the oldest half goes when the dict is full.
+WRITTEN_ROWS: dict[tuple, str] = {}
+WRITTEN_ROWS_KEPT = 8192
+
+
+def service_row_xml(seller: Seller, service: Service, prices: dict | None = None) -> str:
+    """`formats.row_xml(service_row(...))`, kept by the row's inputs (see WRITTEN_ROWS)."""
+    tariff = seller.tariffs[service.tariff]
+    key = (
+        service.id,
+        service.type,
+        service.tariff,
+        service.period,
+        service.status,
+        service.opened,
+        service.expires,
+        service.remoteid,
+        service.autoprolong,
+        tuple(service.ips),
+        tuple(service.params.items()),
+        cost_cells(seller, service, prices),
+        tariff.name,
+        tariff.datacenter,
+        seller.currency,
+    )
+    try:
+        written = WRITTEN_ROWS.get(key)
+    except TypeError:  # a value that cannot be a key (a snapshot's odd param): not kept
+        return row_xml(service_row(seller, service, prices))
+    if written is None:
+        written = row_xml(service_row(seller, service, prices))
+        if len(WRITTEN_ROWS) >= WRITTEN_ROWS_KEPT:
+            for old in list(WRITTEN_ROWS)[: WRITTEN_ROWS_KEPT // 2]:
+                WRITTEN_ROWS.pop(old, None)  # another seller's thread may drop it too
+        WRITTEN_ROWS[key] = written
+    return written
 
 
 @declare("{type}", types=PRODUCT_TYPES, params=(Param("remoteid"),))
@@ -62,7 +114,12 @@ def service_list(call: Call):
     """The caller's services of the type (`remoteid=` filters), paged on request."""
     seller, prices = call.seller, {}
     services = seller.services_of(call.account, call.type, call["remoteid"])
-    return listing(call, services, lambda service: service_row(seller, service, prices))
+    return listing(
+        call,
+        services,
+        lambda service: service_row(seller, service, prices),
+        lambda service: service_row_xml(seller, service, prices),
+    )
 
 
 def service_fields(seller: Seller, service: Service) -> list[ET.Element]:
