@@ -249,7 +249,13 @@ BOOKKEEPING = {
 
 
 def stamp(when: datetime | None) -> str | None:
-    return when.strftime("%Y-%m-%d %H:%M:%S") if when else None
+    """`YYYY-MM-DD HH:MM:SS`; the engine's times are naive UTC, for which `isoformat` gives
+    the same text as `strftime` at a third of its cost (a cron tick stamps dozens)."""
+    if not when:
+        return None
+    if when.tzinfo is None and when.year >= 1000:
+        return when.isoformat(" ", "seconds")
+    return when.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def day(when: date | datetime | None) -> str | None:
@@ -848,6 +854,19 @@ class Store:
             "autoprolong = 1 and status in (2, 3) and remote_id is not null and expiredate <= ?",
             [until],
         )
+
+    def latest_states(self, item_ids: list[int], kind: str) -> dict[int, str]:
+        """The state of each service's latest operation of `kind`, for those that have one:
+        one query for all of them, nothing decoded of a long-lived service's history."""
+        if not item_ids:
+            return {}
+        rows = self.db.execute(
+            "select item, state from runningoperation where id in (select max(id) from "
+            "runningoperation where kind = ? and item in (select value from json_each(?)) "
+            "group by item)",
+            [kind, json.dumps(item_ids)],
+        )
+        return dict(rows.fetchall())
 
     def next_autoprolong_expiry(self, after: str) -> str | None:
         """The earliest expiry after `after` of a linked autoprolong service still running."""
