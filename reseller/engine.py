@@ -224,7 +224,7 @@ class Engine:
         for module in self.store.modules():
             tick = report.modules[module.name] = ModuleTick()
             try:
-                tick.events = self.checkevent(module.name, now)
+                tick.events = self.events.poll(module, now)
                 if module.reconciles_on(now):
                     tick.reconciled = self.reconciler.reconcile_module(module, now, daily=True)
                     self.store.set_reconciled(module.id, now)

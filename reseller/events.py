@@ -65,7 +65,10 @@ class Events(Job):
 
     def checkevent(self, module_name: str, now: datetime) -> EventReport:
         """`mgrctl -m billmgr checkevent`: fetch the module's events, store them, apply them."""
-        module = self.engine.module(module_name)
+        return self.poll(self.engine.module(module_name), now)
+
+    def poll(self, module: Module, now: datetime) -> EventReport:
+        """`checkevent` of a module already read (the cron's tick reads them all first)."""
         report = EventReport()
         mark = self.store.open_poll(module.id, self.owner, now, POLL_LEASE)
         if mark is None:

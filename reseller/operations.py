@@ -242,14 +242,11 @@ class Operations(Job):
 
     def _awaiting_autoprolong(self, now: datetime) -> list[Item]:
         """Autoprolong services expiring within a day that no prolongation covers yet."""
-        awaiting = []
-        for item in self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD)):
-            prolongs = [op for op in self.store.operations(item.id) if op.kind == PROLONG]
-            # one under way (or failed, waiting for the operator's restart) covers this
-            # expiry: prolonging again would charge twice
-            if not prolongs or prolongs[-1].state == DONE:
-                awaiting.append(item)
-        return awaiting
+        expiring = self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD))
+        latest = self.store.latest_states([item.id for item in expiring], PROLONG)
+        # one under way (or failed, waiting for the operator's restart) covers this expiry:
+        # prolonging again would charge twice
+        return [item for item in expiring if latest.get(item.id, DONE) == DONE]
 
     def autoprolong_due(self, now: datetime) -> bool:
         """Whether autoprolong at `now` would prolong anything (it asks the seller nothing to

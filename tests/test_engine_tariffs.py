@@ -365,3 +365,74 @@ def test_a_bad_setting_is_refused_and_none_of_the_settings_change(engine, store,
         engine.configure(**settings)
 
     assert named in caught.value.message
+
+
+# -- the tariff as the cron reads it (by id, kept between reads) -----------------------------
+
+
+def by_id(store, intname: str) -> dict:
+    """A tariff as a prolongation or an event reads it: by the id its services hold."""
+    plan = store.tariff_by_id(store.tariff(intname).id)
+    return {
+        "prices": plan.prices,
+        "addons": sorted(plan.addons),
+        "ostempl": plan.values("ostempl"),
+    }
+
+
+def test_a_price_the_operator_sets_is_what_the_next_read_by_id_shows(engine, tariff, store):
+    by_id(store, tariff)
+
+    engine.set_price(tariff, prices={1: "12.50"})
+
+    assert by_id(store, tariff)["prices"][1] == Decimal("12.50")
+
+
+def test_a_sync_is_what_the_next_read_by_id_shows(engine, tariff, sim, store):
+    by_id(store, tariff)
+    addons = {k: v for k, v in ADDONS.items() if k != "backup"}
+    edit(sim, addons=addons, ostempl=["debian-12", "ubuntu-24"])
+
+    engine.sync_tariff(tariff, sim.now)
+
+    seen = by_id(store, tariff)
+    assert seen["addons"] == ["panel", "ram"]
+    assert seen["ostempl"] == ["debian-12", "ubuntu-24"]
+
+
+def test_an_imported_tariff_is_read_by_its_id(engine, module, sim, store):
+    assert store.tariff_by_id(1) is None
+
+    engine.import_tariff(module, 5, sim.now)
+
+    assert store.tariff_by_id(store.tariff("5-vds-1").id).intname == "5-vds-1"
+
+
+def test_a_price_change_rolled_back_is_not_shown_by_a_read_by_id(engine, tariff, store):
+    before = by_id(store, tariff)
+    plan = store.tariff(tariff)
+
+    with pytest.raises(RuntimeError), store.atomic():
+        store.set_prices(plan.id, {1: Decimal(99)})
+        assert by_id(store, tariff)["prices"][1] == Decimal(99)
+        raise RuntimeError("undone")
+
+    assert by_id(store, tariff) == before
+
+
+def test_a_price_another_process_sets_is_what_the_next_read_by_id_shows(tmp_path):
+    from reseller.store import Store
+
+    path = str(tmp_path / "engine.db")
+    mine, other = Store(path), Store(path)
+    try:
+        plan_id = mine.add_tariff("5-vds-1", "VDS-1", "vds", 1, 5, "EUR")
+        mine.set_prices(plan_id, {1: Decimal(11)})
+        assert mine.tariff_by_id(plan_id).prices == {1: Decimal(11)}
+
+        other.set_prices(plan_id, {1: Decimal(12)})
+
+        assert mine.tariff_by_id(plan_id).prices == {1: Decimal(12)}
+    finally:
+        mine.close()
+        other.close()
