@@ -339,7 +339,21 @@ class Ticket:
     status: str = "open"
 
 
-class ServiceBook(dict):
+class _WatchedDict(dict):
+    """A dict whose `setdefault` and `update` add through `__setitem__`, so a subclass that
+    watches its writes there sees every one."""
+
+    def setdefault(self, key, value):
+        if key not in self:
+            self[key] = value
+        return self[key]
+
+    def update(self, *others, **named) -> None:
+        for key, value in dict(*others, **named).items():
+            self[key] = value
+
+
+class ServiceBook(_WatchedDict):
     """Services by id, indexed by account and by (account, remoteid): a list reads only its own.
 
     A plain dict for look-ups by id; every way of adding or removing a service keeps the
@@ -371,15 +385,6 @@ class ServiceBook(dict):
         self._unindex(service)
         return service_id, service
 
-    def setdefault(self, service_id: int, service: Service):
-        if service_id not in self:
-            self[service_id] = service
-        return self[service_id]
-
-    def update(self, *others, **named) -> None:
-        for service_id, service in dict(*others, **named).items():
-            self[service_id] = service
-
     def clear(self) -> None:
         super().clear()
         self.by_account.clear()
@@ -405,7 +410,7 @@ class ServiceBook(dict):
         self.by_remoteid.get((service.account, service.remoteid), {}).pop(service.id, None)
 
 
-class Catalogue(dict):
+class Catalogue(_WatchedDict):
     """Tariffs by id, with a `version` that every change to the mapping moves on.
 
     A tariff is replaced, never edited in place (`Seller.add_tariff`, `edit_tariff`), so the
@@ -432,15 +437,6 @@ class Catalogue(dict):
     def popitem(self):
         self.version += 1
         return super().popitem()
-
-    def setdefault(self, tariff_id: int, tariff: Tariff):
-        if tariff_id not in self:
-            self[tariff_id] = tariff
-        return self[tariff_id]
-
-    def update(self, *others, **named) -> None:
-        for tariff_id, tariff in dict(*others, **named).items():
-            self[tariff_id] = tariff
 
     def clear(self) -> None:
         super().clear()
