@@ -65,11 +65,10 @@ def period_element(period: int, cost: Decimal) -> ET.Element:
     return el("period", period_label(period), {"cost": cost, "type": kind, "length": length})
 
 
-def status_cell(service: Service, made=shown):
-    """`item_status`: its code as XML and JSON read it, its label where bjson and ajax show it;
-    an element, or a list row's cell with `made=formats.cell`."""
+def status_cell(service: Service) -> ET.Element:
+    """`item_status`: its code as XML and JSON read it, its label where bjson and ajax show it."""
     label = STATUS_LABELS[service.status]
-    return made(
+    return shown(
         "item_status",
         service.status,
         label,
@@ -80,8 +79,8 @@ def status_cell(service: Service, made=shown):
 
 @cache  # a handful of statuses; a list has a row per service
 def status_list_cell(status: int) -> tuple:
-    """`status_cell(service, formats.cell)` for a service of this status, made once: the
-    cell is a tuple, and its attributes are only read."""
+    """`status_cell` as a list row's cell (`formats.cell`) for a service of this status, made
+    once: the cell is a tuple, and its attributes are only read."""
     return cell(
         "item_status", status, STATUS_LABELS[status], orig=status, color=STATUS_COLORS[status]
     )
