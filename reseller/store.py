@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterable
 from contextlib import contextmanager
@@ -356,17 +355,18 @@ class Store:
         """Several writes that stand or fall together; the outermost takes the write lock first."""
         conn = self.db.conn
         if conn.in_transaction:
-            name = f"s{secrets.token_hex(8)}"
-            conn.execute(f"SAVEPOINT {name}")
+            # One name for every level: ROLLBACK TO and RELEASE act on the latest savepoint of
+            # a name, which for nested blocks is always this block's own.
+            conn.execute("SAVEPOINT nested")
             try:
                 yield
             except BaseException:
                 self._tariffs.clear()
                 if conn.in_transaction:
-                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                    conn.execute("ROLLBACK TO SAVEPOINT nested")
+                    conn.execute("RELEASE SAVEPOINT nested")
                 raise
-            conn.execute(f"RELEASE SAVEPOINT {name}")
+            conn.execute("RELEASE SAVEPOINT nested")
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
