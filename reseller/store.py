@@ -273,6 +273,24 @@ def _ips(found: list[tuple]) -> list[str]:
     return [ip for _, ip in sorted(found)]
 
 
+# The columns of `runningoperation` a save writes, named as the Operation fields they hold.
+_OPERATION_WRITES = (
+    "state",
+    "outcome",
+    "params",
+    "attempts",
+    "failures",
+    "first_failure",
+    "next_try",
+    "error_type",
+    "error_msg",
+    "owner",
+    "lease_until",
+    "updated",
+)
+_OPERATION_TIMES = {"first_failure", "next_try", "lease_until", "updated"}
+
+
 def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -1033,24 +1051,24 @@ class Store:
             )
         ]
 
-    def save_operation(self, operation: Operation, owner: str | None = None) -> bool:
+    def save_operation(
+        self, operation: Operation, owner: str | None = None, was: Operation | None = None
+    ) -> bool:
         """Write an operation after a transition. With `owner`, only while that owner still
         holds its claim (an event or another process may have settled it meanwhile); whether
-        it was written."""
-        values = {
-            "state": operation.state,
-            "outcome": operation.outcome,
-            "params": json.dumps(operation.params),
-            "attempts": operation.attempts,
-            "failures": operation.failures,
-            "first_failure": stamp(operation.first_failure),
-            "next_try": stamp(operation.next_try),
-            "error_type": operation.error_type,
-            "error_msg": operation.error_msg,
-            "owner": operation.owner,
-            "lease_until": stamp(operation.lease_until),
-            "updated": stamp(operation.updated),
-        }
+        it was written. With `was`, the operation as its row holds it, only the columns the
+        transition changed are written (and `updated`): an attempt saves its operation three
+        times, each changing a few of its twelve columns."""
+        values = {}
+        for name in _OPERATION_WRITES:
+            value = getattr(operation, name)
+            if was is not None and name != "updated" and value == getattr(was, name):
+                continue
+            if name == "params":
+                value = json.dumps(value)
+            elif name in _OPERATION_TIMES:
+                value = stamp(value)
+            values[name] = value
         sets = ", ".join(f"{k} = ?" for k in values)
         sql = f"update runningoperation set {sets} where id = ?"
         params = [*values.values(), operation.id]
