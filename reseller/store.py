@@ -466,34 +466,36 @@ class Store:
             )
         return self.module_by_id(module_id)
 
-    def _module(self, row: dict | None) -> Module | None:
-        if row is None:
-            return None
-        rules = [
-            PeriodRule(r["source"], r["target"], r["pricelist"])
-            for r in self._all(
-                "select * from periodmap where processingmodule = ? order by id", [row["id"]]
-            )
-        ]
-        return Module(
-            row["id"],
-            row["name"],
-            row["url"],
-            row["login"],
-            row["password"],
-            rules,
-            row["last_event_id"] or 0,
-            row["reconciled_on"],
-        )
+    def _modules(self, where: str, params: Iterable = ()) -> list[Module]:
+        """The modules `where` (a condition on `m`) picks, by id, each with its period rules,
+        in one query: every cron tick and every attempt reads a module."""
+        modules: dict[int, Module] = {}
+        for row in self.db.execute(
+            "select m.id, m.name, m.url, m.login, m.password, m.last_event_id, m.reconciled_on, "
+            "p.id, p.source, p.target, p.pricelist from processingmodule m left join periodmap p "
+            f"on p.processingmodule = m.id where {where} order by m.id, p.id",
+            tuple(params),
+        ):
+            module_id, name, url, login, password, last_event_id, reconciled_on = row[:7]
+            if module_id not in modules:
+                modules[module_id] = Module(
+                    module_id, name, url, login, password, [], last_event_id or 0, reconciled_on
+                )
+            rule_id, source, target, pricelist = row[7:]
+            if rule_id is not None:
+                modules[module_id].rules.append(PeriodRule(source, target, pricelist))
+        return list(modules.values())
 
     def module(self, name: str) -> Module | None:
-        return self._module(self._one("select * from processingmodule where name = ?", [name]))
+        found = self._modules("m.name = ?", [name])
+        return found[0] if found else None
 
     def module_by_id(self, module_id: int) -> Module | None:
-        return self._module(self._one("select * from processingmodule where id = ?", [module_id]))
+        found = self._modules("m.id = ?", [module_id])
+        return found[0] if found else None
 
     def modules(self) -> list[Module]:
-        return [self._module(r) for r in self._all("select * from processingmodule order by id")]
+        return self._modules("1")
 
     def set_reconciled(self, module_id: int, now: datetime) -> None:
         self.db.execute(

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
+from reseller.model import PeriodRule
 from reseller.store import Store
 
 START = datetime(2026, 1, 1)
@@ -86,5 +87,26 @@ def test_a_save_that_changes_nothing_still_tells_whether_the_claim_is_held():
 
         assert store.save_operation(claimed, owner="engine-1", was=claimed)
         assert not store.save_operation(claimed, owner="engine-2", was=claimed)
+    finally:
+        store.close()
+
+
+def test_each_module_is_read_with_its_own_period_rules_in_the_order_given():
+    store = Store()
+    try:
+        first = [PeriodRule(12, 6, None), PeriodRule(1, 3, "vds-1")]
+        second = [PeriodRule(3, 1, None)]
+        store.add_module("a", "https://a.example", "ra", "pw", first, START)
+        store.add_module("none", "https://n.example", "rn", "pw", [], START)
+        store.add_module("b", "https://b.example", "rb", "pw", second, START)
+
+        assert [(m.name, m.rules) for m in store.modules()] == [
+            ("a", first),
+            ("none", []),
+            ("b", second),
+        ]
+        assert store.module("b").rules == second
+        assert store.module_by_id(store.module("none").id).rules == []
+        assert store.module("missing") is None
     finally:
         store.close()
