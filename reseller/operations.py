@@ -274,31 +274,31 @@ class Operations(Job):
                 shown = self._look_up(seller, operation, item, now)
             except (SellerError, SellerUnavailable) as error:
                 # a look-up refused or unanswered settles nothing
-                return self._record(operation.reply_unknown(_why(error), now), item, now)
+                return self._record(operation, operation.reply_unknown(_why(error), now), item, now)
             if shown is not None:
-                return self._record(shown, item, now)
+                return self._record(operation, shown, item, now)
         try:
             operation = self._mark_sent(seller, operation, item, now)
         except Settled:
             return self.store.operation(operation.id).state
         except LocalRefusal as refusal:
-            return self._record(
-                operation.refuse(refusal.type, refusal.message, now, sent=False), item, now
-            )
+            refused = operation.refuse(refusal.type, refusal.message, now, sent=False)
+            return self._record(operation, refused, item, now)
         except (SellerError, SellerUnavailable) as error:  # a read before sending: nothing sent
-            return self._record(operation.reply_unknown(_why(error), now), item, now)
+            return self._record(operation, operation.reply_unknown(_why(error), now), item, now)
         try:
             remote_id = self._send(seller, module, operation, item)
         except SellerError as error:
             if error.type in REFUSALS:
-                return self._record(operation.refuse(error.type, error.message, now), item, now)
-            return self._record(operation.reply_unknown(_why(error), now), item, now)
+                refused = operation.refuse(error.type, error.message, now)
+                return self._record(operation, refused, item, now)
+            return self._record(operation, operation.reply_unknown(_why(error), now), item, now)
         except SellerUnavailable as error:
-            return self._record(operation.reply_unknown(error.message, now), item, now)
+            return self._record(operation, operation.reply_unknown(error.message, now), item, now)
         if operation.kind == OPEN:
             self.crash_point("order_accepted_before_link")
         self.crash_point("after_seller_accepted")
-        return self._record(operation.accept(now), item, now, remote_id)
+        return self._record(operation, operation.accept(now), item, now, remote_id)
 
     def _claim(self, operation_id: int, now: datetime) -> tuple[Operation, Item] | None:
         """Claim the operation for this engine in one transaction, if it may go now."""
@@ -308,26 +308,32 @@ class Operations(Job):
                 return None
             item = self.store.item(operation.item)
             if item.manual:
-                self.store.save_operation(operation.hold_by_hand(now))
+                self.store.save_operation(operation.hold_by_hand(now), was=operation)
                 return None
             # One at a time per service, in the order asked: sent while an earlier one's
             # outcome is unknown, a change could be overwritten by that one's retry.
             earlier = self.store.earlier_running(operation)
             if earlier:
                 due = max(op.due_at() or now for op in earlier)
-                self.store.save_operation(operation.wait_behind(due, now))
+                self.store.save_operation(operation.wait_behind(due, now), was=operation)
                 return None
             claimed = operation.claim(self.owner, now)
-            self.store.save_operation(claimed)
+            self.store.save_operation(claimed, was=operation)
         return claimed, item
 
     def _record(
-        self, operation: Operation, item: Item, now: datetime, remote_id: int | None = None
+        self,
+        was: Operation,
+        operation: Operation,
+        item: Item,
+        now: datetime,
+        remote_id: int | None = None,
     ) -> str:
-        """Write the attempt's end, if this engine still holds the claim: an event, reconcile
-        or another process may have settled the operation meanwhile, and then it stands."""
+        """Write the attempt's end (`operation`, from `was` as this engine last wrote it), if
+        this engine still holds the claim: an event, reconcile or another process may have
+        settled the operation meanwhile, and then it stands."""
         with self.store.atomic():
-            if not self.store.save_operation(operation, owner=self.owner):
+            if not self.store.save_operation(operation, owner=self.owner, was=was):
                 return self.store.operation(operation.id).state
             if remote_id is not None:
                 self._link(item, remote_id)
@@ -388,7 +394,7 @@ class Operations(Job):
             # the expiry the seller had before: how a look-up later tells the work was done
             extra["before"] = day(seller.service(item.itemtype, item.remote_id).expires)
         sent = operation.send(now, **extra)
-        if not self.store.save_operation(sent, owner=self.owner):
+        if not self.store.save_operation(sent, owner=self.owner, was=operation):
             raise Settled(operation.id)
         return sent
 

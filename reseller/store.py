@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
 import threading
 from collections.abc import Iterable
@@ -275,6 +274,24 @@ def _ips(found: list[tuple]) -> list[str]:
     return [ip for _, ip in sorted(found)]
 
 
+# The columns of `runningoperation` a save writes, named as the Operation fields they hold.
+_OPERATION_WRITES = (
+    "state",
+    "outcome",
+    "params",
+    "attempts",
+    "failures",
+    "first_failure",
+    "next_try",
+    "error_type",
+    "error_msg",
+    "owner",
+    "lease_until",
+    "updated",
+)
+_OPERATION_TIMES = {"first_failure", "next_try", "lease_until", "updated"}
+
+
 def _when(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
@@ -355,17 +372,18 @@ class Store:
         """Several writes that stand or fall together; the outermost takes the write lock first."""
         conn = self.db.conn
         if conn.in_transaction:
-            name = f"s{secrets.token_hex(8)}"
-            conn.execute(f"SAVEPOINT {name}")
+            # One name for every level: ROLLBACK TO and RELEASE act on the latest savepoint of
+            # a name, which for nested blocks is always this block's own.
+            conn.execute("SAVEPOINT nested")
             try:
                 yield
             except BaseException:
                 self._tariffs.clear()
                 if conn.in_transaction:
-                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                    conn.execute(f"RELEASE SAVEPOINT {name}")
+                    conn.execute("ROLLBACK TO SAVEPOINT nested")
+                    conn.execute("RELEASE SAVEPOINT nested")
                 raise
-            conn.execute(f"RELEASE SAVEPOINT {name}")
+            conn.execute("RELEASE SAVEPOINT nested")
             return
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -447,34 +465,36 @@ class Store:
             )
         return self.module_by_id(module_id)
 
-    def _module(self, row: dict | None) -> Module | None:
-        if row is None:
-            return None
-        rules = [
-            PeriodRule(r["source"], r["target"], r["pricelist"])
-            for r in self._all(
-                "select * from periodmap where processingmodule = ? order by id", [row["id"]]
-            )
-        ]
-        return Module(
-            row["id"],
-            row["name"],
-            row["url"],
-            row["login"],
-            row["password"],
-            rules,
-            row["last_event_id"] or 0,
-            row["reconciled_on"],
-        )
+    def _modules(self, where: str, params: Iterable = ()) -> list[Module]:
+        """The modules `where` (a condition on `m`) picks, by id, each with its period rules,
+        in one query: every cron tick and every attempt reads a module."""
+        modules: dict[int, Module] = {}
+        for row in self.db.execute(
+            "select m.id, m.name, m.url, m.login, m.password, m.last_event_id, m.reconciled_on, "
+            "p.id, p.source, p.target, p.pricelist from processingmodule m left join periodmap p "
+            f"on p.processingmodule = m.id where {where} order by m.id, p.id",
+            tuple(params),
+        ):
+            module_id, name, url, login, password, last_event_id, reconciled_on = row[:7]
+            if module_id not in modules:
+                modules[module_id] = Module(
+                    module_id, name, url, login, password, [], last_event_id or 0, reconciled_on
+                )
+            rule_id, source, target, pricelist = row[7:]
+            if rule_id is not None:
+                modules[module_id].rules.append(PeriodRule(source, target, pricelist))
+        return list(modules.values())
 
     def module(self, name: str) -> Module | None:
-        return self._module(self._one("select * from processingmodule where name = ?", [name]))
+        found = self._modules("m.name = ?", [name])
+        return found[0] if found else None
 
     def module_by_id(self, module_id: int) -> Module | None:
-        return self._module(self._one("select * from processingmodule where id = ?", [module_id]))
+        found = self._modules("m.id = ?", [module_id])
+        return found[0] if found else None
 
     def modules(self) -> list[Module]:
-        return [self._module(r) for r in self._all("select * from processingmodule order by id")]
+        return self._modules("1")
 
     def set_reconciled(self, module_id: int, now: datetime) -> None:
         self.db.execute(
@@ -1032,24 +1052,24 @@ class Store:
             )
         ]
 
-    def save_operation(self, operation: Operation, owner: str | None = None) -> bool:
+    def save_operation(
+        self, operation: Operation, owner: str | None = None, was: Operation | None = None
+    ) -> bool:
         """Write an operation after a transition. With `owner`, only while that owner still
         holds its claim (an event or another process may have settled it meanwhile); whether
-        it was written."""
-        values = {
-            "state": operation.state,
-            "outcome": operation.outcome,
-            "params": json.dumps(operation.params),
-            "attempts": operation.attempts,
-            "failures": operation.failures,
-            "first_failure": stamp(operation.first_failure),
-            "next_try": stamp(operation.next_try),
-            "error_type": operation.error_type,
-            "error_msg": operation.error_msg,
-            "owner": operation.owner,
-            "lease_until": stamp(operation.lease_until),
-            "updated": stamp(operation.updated),
-        }
+        it was written. With `was`, the operation as its row holds it, only the columns the
+        transition changed are written (and `updated`): an attempt saves its operation three
+        times, each changing a few of its twelve columns."""
+        values = {}
+        for name in _OPERATION_WRITES:
+            value = getattr(operation, name)
+            if was is not None and name != "updated" and value == getattr(was, name):
+                continue
+            if name == "params":
+                value = json.dumps(value)
+            elif name in _OPERATION_TIMES:
+                value = stamp(value)
+            values[name] = value
         sets = ", ".join(f"{k} = ?" for k in values)
         sql = f"update runningoperation set {sets} where id = ?"
         params = [*values.values(), operation.id]

@@ -167,7 +167,7 @@ class StepSide:
     def __getattr__(self, name: str):
         attribute = getattr(self.side, name)
         if not callable(attribute):
-            return attribute
+            return attribute  # a property (the clock's next due time): read afresh each time
 
         @functools.wraps(attribute)
         def refusals_fail_the_step(*args, **kwargs):
@@ -176,6 +176,9 @@ class StepSide:
             except seller_side.SellerRefused as error:
                 raise SellerRefused(error.type, error.message) from None
 
+        # Kept for the next asks, which then never reach __getattr__: the side is this one's
+        # for good, and the harness calls a few of its methods at every clock step.
+        setattr(self, name, refusals_fail_the_step)
         return refusals_fail_the_step
 
 

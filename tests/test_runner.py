@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 import run
-from scenarios.harness import Harness
+from scenarios.harness import Harness, StepFailure
 from scenarios.runner import run_file
 
 LIBRARY = Path(__file__).resolve().parents[1] / "scenarios" / "library"
@@ -181,3 +181,15 @@ def test_the_command_line_reports_a_table_junit_and_a_nonzero_exit_on_failure(tm
 def test_the_command_line_refuses_a_path_that_does_not_exist(tmp_path, capsys):
     assert run.main(["scenarios", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: no such file or folder" in capsys.readouterr().err
+
+
+def test_a_step_sides_methods_fail_the_step_on_every_refusal_and_its_properties_are_read_afresh(
+    harness,
+):
+    before = harness.side.now
+    for _ in range(2):
+        with pytest.raises(StepFailure, match="missed"):
+            harness.side.activate(4242)
+    harness.side.advance("1h")
+
+    assert harness.side.now == before + timedelta(hours=1)

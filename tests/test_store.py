@@ -1,11 +1,118 @@
-"""The engine's store itself: how a store in memory starts."""
+"""The store's own rules: how a store in memory starts, nested transactions, and what a save
+of an operation writes."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from decimal import Decimal
 
+import pytest
+
 from reseller import store as store_module
+from reseller.model import PeriodRule
 from reseller.store import Store
+
+START = datetime(2026, 1, 1)
+
+
+class Undone(Exception):
+    """A block's failure, caught by the block around it."""
+
+
+def test_a_nested_block_that_fails_undoes_its_own_writes_only_at_every_depth():
+    store = Store()
+    try:
+        with store.atomic():
+            store.set_setting("outer", 1)
+            with pytest.raises(Undone), store.atomic():
+                store.set_setting("middle", 1)
+                with pytest.raises(Undone), store.atomic():
+                    store.set_setting("inner", 1)
+                    raise Undone
+                store.set_setting("middle, after the inner one failed", 1)
+                raise Undone
+            with store.atomic():
+                store.set_setting("beside", 1)
+
+        kept = [key for key in ("outer", "middle", "inner", "beside") if store.setting(key)]
+        assert kept == ["outer", "beside"]
+        assert store.setting("middle, after the inner one failed") is None
+    finally:
+        store.close()
+
+
+def endings(now: datetime) -> dict:
+    """Each way an attempt goes: its transitions after the claim, each from the one before."""
+
+    def send(op):
+        return op.send(now, before="2026-02-01")
+
+    def accept(op):
+        return op.accept(now)
+
+    return {
+        "accepted": [send, accept],
+        "unknown": [send, lambda op: op.reply_unknown("no reply", now)],
+        "refused": [send, lambda op: op.refuse("access", "no rights", now)],
+        "confirmed": [send, accept, lambda op: op.confirm(now)],
+    }
+
+
+@pytest.mark.parametrize("ending", sorted(endings(START)))
+def test_an_operation_saved_from_its_last_saved_form_reads_back_as_the_transition(ending):
+    store = Store()
+    try:
+        item = store.add_item(account=1, pricelist=1, itemtype="vds", status=2, period=1)
+        stored = store.operation(store.add_operation(item, "prolong", {"period": 1}, START))
+        now = START + timedelta(minutes=1)
+        claimed = stored.claim("engine-1", now)
+        store.save_operation(claimed, was=stored)
+        assert store.operation(stored.id) == claimed
+        was = claimed
+        for transition in endings(now)[ending]:
+            operation = transition(was)
+            # a settled operation (done by the seller's word) is saved without the claim
+            owner = "engine-1" if was.state == "running" else None
+            assert store.save_operation(operation, owner=owner, was=was)
+            assert store.operation(stored.id) == operation
+            was = operation
+    finally:
+        store.close()
+
+
+def test_a_save_that_changes_nothing_still_tells_whether_the_claim_is_held():
+    store = Store()
+    try:
+        item = store.add_item(account=1, pricelist=1, itemtype="vds", status=2, period=1)
+        stored = store.operation(store.add_operation(item, "prolong", {"period": 1}, START))
+        claimed = stored.claim("engine-1", START)
+        store.save_operation(claimed, was=stored)
+
+        assert store.save_operation(claimed, owner="engine-1", was=claimed)
+        assert not store.save_operation(claimed, owner="engine-2", was=claimed)
+    finally:
+        store.close()
+
+
+def test_each_module_is_read_with_its_own_period_rules_in_the_order_given():
+    store = Store()
+    try:
+        first = [PeriodRule(12, 6, None), PeriodRule(1, 3, "vds-1")]
+        second = [PeriodRule(3, 1, None)]
+        store.add_module("a", "https://a.example", "ra", "pw", first, START)
+        store.add_module("none", "https://n.example", "rn", "pw", [], START)
+        store.add_module("b", "https://b.example", "rb", "pw", second, START)
+
+        assert [(m.name, m.rules) for m in store.modules()] == [
+            ("a", first),
+            ("none", []),
+            ("b", second),
+        ]
+        assert store.module("b").rules == second
+        assert store.module_by_id(store.module("none").id).rules == []
+        assert store.module("missing") is None
+    finally:
+        store.close()
 
 
 def schema(store: Store) -> list[tuple]:

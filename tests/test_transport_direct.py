@@ -12,10 +12,19 @@ import json
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from requests.models import RequestEncodingMixin
 
 from simulator.app import create_app
 from simulator.clock import Clock
-from simulator.transport import call_app, direct_call, in_process_client, in_process_session
+from simulator.transport import (
+    _encode,
+    call_app,
+    direct_call,
+    in_process_client,
+    in_process_session,
+)
 from simulator.world import seller_from_world
 from tests.conftest import START, WORLD
 
@@ -182,3 +191,19 @@ def test_only_api_calls_skip_the_wsgi_stack():
         http.get("http://simulator/_sim/clock")
         http.get("http://simulator/billmgr/elsewhere")
     assert len(through_flask) == 4
+
+
+def test_the_in_process_client_encodes_each_character_as_requests_does():
+    """Each character alone and among those urlencode keeps as they are, as name and value."""
+    for code in [*range(128), 0xE9, 0x20AC]:
+        char = chr(code)
+        for form in ({char: "ok"}, {"func": f"vds.{char}"}, {f"a{char}b": f"elid{char}1"}):
+            assert _encode(form) == RequestEncodingMixin._encode_params(form), form
+
+
+VALUES = st.one_of(st.text(), st.integers(), st.binary(), st.none(), st.booleans())
+
+
+@given(st.dictionaries(st.text(), st.one_of(VALUES, st.lists(VALUES))))
+def test_the_in_process_client_encodes_a_form_as_requests_does(form):
+    assert _encode(form) == RequestEncodingMixin._encode_params(form)
