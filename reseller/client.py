@@ -68,6 +68,10 @@ class RemoteService:
     ips: list[str] = field(default_factory=list)
 
 
+ROW_PARAMS = ("domain", "username", "licname")  # the cells of a list row that are parameters
+LIST_ROW_PARAMS = (*ROW_PARAMS, "ip")  # every parameter a listed service has: a licence's IP too
+
+
 @dataclass(slots=True)  # a poll may bring 100,000: no __dict__ each
 class RemoteEvent:
     """One event of the seller's feed."""
@@ -410,7 +414,7 @@ class SellerClient:
         for e in root.findall("elem"):
             cells = _cells(e)
             e.clear()  # the row's cells are read: freed now, the collector never sees them pile up
-            params = {k: cells[k] for k in ("domain", "username", "licname") if cells.get(k)}
+            params = {k: cells[k] for k in ROW_PARAMS if cells.get(k)}
             ip = cells.get("ip", "")
             if type == "soft" and ip:
                 params["ip"] = ip  # a licence's IP is what it is bound to, not an address it has
