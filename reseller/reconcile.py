@@ -296,7 +296,6 @@ def _row_agrees(item: ItemAsListed, row) -> bool:
     return (
         row.status == item.status
         and day(row.expires) == item.expiredate
-        and set(row.ips) <= set(item.ips)
-        and bool(row.ips) == bool(item.ips)
-        and all(item.params.get(name) == value for name, value in row.params.items())
+        and (set(row.ips) <= set(item.ips) if row.ips else not item.ips)
+        and row.params.items() <= item.params.items()
     )
