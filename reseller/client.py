@@ -191,9 +191,8 @@ class KeptRows:
             return _parsed_rows(content, self.row)
         made, now_kept, bad = [], {}, None
         for element, body in zip(rows, bodies, strict=True):
-            if body in kept:
-                value = kept[body]
-            else:
+            value = kept.get(body, element)
+            if value is element:  # not kept: made now
                 try:
                     value = self.row(element)
                 except SellerUnavailable as error:
@@ -214,14 +213,10 @@ def _rows_apart(content: bytes) -> tuple[bytes, list[bytes], list[bytes]] | None
     count = len(pieces)
     if content.count(b"<elem") != count or content.count(b"</elem") != count:
         return None
-    bodies, between = [], []
-    for piece in pieces:  # as many closing tags as rows: one each, if each piece has one
-        body, closed, rest = piece.partition(b"</elem>")
-        if not closed:
-            return None
-        bodies.append(body)
-        between.append(rest)
-    return head, bodies, between
+    parted = [piece.partition(b"</elem>") for piece in pieces]
+    if not all(closed for _, closed, _ in parted):  # as many closing tags as rows: one each
+        return None
+    return head, [body for body, _, _ in parted], [rest for _, _, rest in parted]
 
 
 def _first_start(parser: ET.XMLPullParser, root: ET.Element | None) -> ET.Element | None:
