@@ -857,12 +857,14 @@ class Store:
         ).fetchall()
         params_of: dict[int, dict] = {r[0]: {} for r in rows}
         ips: dict[int, list] = {r[0]: [] for r in rows}
-        scope = "item in (select id from item where remote_module = ?)"
+        # the parameters found by their names' index (CROSS JOIN keeps it the outer loop): most
+        # services have none of them, and a probe per service and name costs more than the rest
         for item, name, value, rowid in self.db.execute(
-            f"select item, name, value, null from item_param where {scope} "
-            "and name in (select value from json_each(?)) union all "
-            f"select item, ip, null, rowid from item_ip where {scope}",
-            [remote_module, json.dumps(list(params)), remote_module],
+            "select p.item, p.name, p.value, null from item_param p cross join item i "
+            "on i.id = p.item where p.name in (select value from json_each(?)) "
+            "and i.remote_module = ? union all select item, ip, null, rowid from item_ip "
+            "where item in (select id from item where remote_module = ?)",
+            [json.dumps(list(params)), remote_module, remote_module],
         ):
             if item not in ips:
                 continue  # an item added since the first query: not asked for
