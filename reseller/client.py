@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from xml.etree import ElementTree as ET
 
 import requests
@@ -66,6 +67,10 @@ class RemoteService:
     addons: dict[int, str] = field(default_factory=dict)
     params: dict[str, str] = field(default_factory=dict)
     ips: list[str] = field(default_factory=list)
+
+
+ROW_PARAMS = ("domain", "username", "licname")  # the cells of a list row that are parameters
+LIST_ROW_PARAMS = (*ROW_PARAMS, "ip")  # every parameter a listed service has: a licence's IP too
 
 
 @dataclass(slots=True)  # a poll may bring 100,000: no __dict__ each
@@ -146,6 +151,72 @@ def _parsed_rows(
     root = _first_start(parser, root)
     take(len(root))
     return root, made, bad
+
+
+class KeptRows:
+    """What `row` made of each row of a list's last reply, by the row's exact bytes, to take
+    again for a row that comes again byte for byte: a daily list repeats most of its rows, and
+    parsing them was most of reading it. One list's rows are kept, no more: those of the last
+    reply replace the others."""
+
+    def __init__(self, row: Callable[[ET.Element], object]):
+        self.row = row
+        self._kept: tuple[bytes | None, dict[bytes, object]] = (None, {})  # its head, its rows
+
+    def parse(self, content: bytes) -> tuple[ET.Element, list, SellerUnavailable | None]:
+        """What `_parsed_rows(content, self.row)` gives, a kept row taken as made rather than
+        parsed: the reply is parsed with `<elem/>` in its place. Where every row cut out is one
+        of the root's `elem` children (none in a comment, CDATA or another element), a kept row
+        is a whole element, read alike in any reply of the same head (its encoding, DTD and
+        namespaces), so the reply reads as the one parsed; otherwise it is parsed whole."""
+        apart = _rows_apart(content)
+        if apart is None:
+            self._kept = (None, {})
+            return _parsed_rows(content, self.row)
+        head, bodies, between = apart
+        kept_head, kept = self._kept
+        if head != kept_head:
+            kept = {}
+        parts = [head]
+        for body, rest in zip(bodies, between, strict=True):
+            parts += (b"<elem/>",) if body in kept else (b"<elem>", body, b"</elem>")
+            parts.append(rest)
+        try:
+            root = _tree(b"".join(parts))
+        except ET.ParseError:
+            return _parsed_rows(content, self.row)  # the reply's own error, word for word
+        rows = [child for child in root if child.tag == "elem"]
+        if len(rows) != len(bodies):
+            self._kept = (None, {})
+            return _parsed_rows(content, self.row)
+        made, now_kept, bad = [], {}, None
+        for element, body in zip(rows, bodies, strict=True):
+            value = kept.get(body, element)
+            if value is element:  # not kept: made now
+                try:
+                    value = self.row(element)
+                except SellerUnavailable as error:
+                    bad = error
+                    break
+            now_kept[body] = value
+            made.append(value)
+        root[:] = [child for child in root if child.tag != "elem"]
+        self._kept = (head, now_kept)
+        return root, made, bad
+
+
+def _rows_apart(content: bytes) -> tuple[bytes, list[bytes], list[bytes]] | None:
+    """A reply cut around its rows: what comes before the first `<elem>`, what lies between
+    each `<elem>` and the `</elem>` after it, and what follows that up to the next; None where
+    an `elem` tag (or one of a longer name) has another form, or a row has no `</elem>`."""
+    head, *pieces = content.split(b"<elem>")
+    count = len(pieces)
+    if content.count(b"<elem") != count or content.count(b"</elem") != count:
+        return None
+    parted = [piece.partition(b"</elem>") for piece in pieces]
+    if not all(closed for _, closed, _ in parted):  # as many closing tags as rows: one each
+        return None
+    return head, [body for body, _, _ in parted], [rest for _, _, rest in parted]
 
 
 def _first_start(parser: ET.XMLPullParser, root: ET.Element | None) -> ET.Element | None:
@@ -257,6 +328,45 @@ def parse_tariff(node: ET.Element) -> RemoteTariff:
     )
 
 
+def _listed_service(row: ET.Element, type: str) -> RemoteService:
+    """A service as its row in its type's list shows it."""
+    cells = _cells(row)
+    params = {k: cells[k] for k in ROW_PARAMS if cells.get(k)}
+    ip = cells.get("ip", "")
+    if type == "soft" and ip:
+        params["ip"] = ip  # a licence's IP is what it is bound to, not an address it has
+    return RemoteService(
+        id=_whole(cells.get("id", ""), "<id>"),
+        type=type,
+        name=cells.get("name", ""),
+        tariff=_whole(cells.get("pricelist_id", ""), "<pricelist_id>"),
+        period=_whole(cells.get("period", ""), "<period>"),
+        status=_whole(cells.get("status", ""), "<status>"),
+        expires=_date(cells.get("expiredate", "")),
+        remoteid=cells.get("remoteid", ""),
+        params=params,
+        ips=[ip] if ip and type != "soft" else [],
+    )
+
+
+def _copy(service: RemoteService) -> RemoteService:
+    """A kept service's copy, its dicts and list its own: a caller may change what it is given."""
+    s = service
+    return RemoteService(
+        s.id,
+        s.type,
+        s.name,
+        s.tariff,
+        s.period,
+        s.status,
+        s.expires,
+        s.remoteid,
+        dict(s.addons),
+        dict(s.params),
+        list(s.ips),
+    )
+
+
 def unreachable_reason(error: requests.RequestException) -> str:
     """The short cause of a failed request (`Connection refused`), not urllib3's whole chain."""
     cause: BaseException | None = error
@@ -280,6 +390,7 @@ class SellerClient:
         self.http = session
         self.timeout = timeout
         self._session_id: str | None = None
+        self._kept_lists: dict[str, KeptRows] = {}  # by type
 
     def __repr__(self) -> str:
         return f"SellerClient({self.url!r}, {self.login!r}, '***')"
@@ -304,7 +415,11 @@ class SellerClient:
                 root, made, bad = _tree(reply.content), [], None
             else:
                 with collector.paused():
-                    root, made, bad = _parsed_rows(reply.content, row)
+                    root, made, bad = (
+                        row.parse(reply.content)
+                        if isinstance(row, KeptRows)
+                        else _parsed_rows(reply.content, row)
+                    )
         except ET.ParseError as error:
             raise SellerUnavailable(f"bad reply from {self.url}: not XML ({error})") from None
         if root.tag != "doc":
@@ -404,31 +519,14 @@ class SellerClient:
         return _int(root, "id")
 
     def services(self, type: str, remoteid: str | None = None) -> list[RemoteService]:
-        """A type's services as its list shows them (`pricelist` there is the tariff's name)."""
-        root = self.call(type, remoteid=remoteid)
-        listed = []
-        for e in root.findall("elem"):
-            cells = _cells(e)
-            e.clear()  # the row's cells are read: freed now, the collector never sees them pile up
-            params = {k: cells[k] for k in ("domain", "username", "licname") if cells.get(k)}
-            ip = cells.get("ip", "")
-            if type == "soft" and ip:
-                params["ip"] = ip  # a licence's IP is what it is bound to, not an address it has
-            listed.append(
-                RemoteService(
-                    id=_whole(cells.get("id", ""), "<id>"),
-                    type=type,
-                    name=cells.get("name", ""),
-                    tariff=_whole(cells.get("pricelist_id", ""), "<pricelist_id>"),
-                    period=_whole(cells.get("period", ""), "<period>"),
-                    status=_whole(cells.get("status", ""), "<status>"),
-                    expires=_date(cells.get("expiredate", "")),
-                    remoteid=cells.get("remoteid", ""),
-                    params=params,
-                    ips=[ip] if ip and type != "soft" else [],
-                )
-            )
-        return listed
+        """A type's services as its list shows them (`pricelist` there is the tariff's name);
+        the whole list's rows kept (`KeptRows`) for the next one, each given out as a copy."""
+        if remoteid is not None:
+            return self.call_rows(type, partial(_listed_service, type=type), remoteid=remoteid)[1]
+        kept = self._kept_lists.get(type)
+        if kept is None:
+            kept = self._kept_lists[type] = KeptRows(partial(_listed_service, type=type))
+        return [_copy(service) for service in self.call_rows(type, kept)[1]]
 
     def service(self, type: str, service_id: int) -> RemoteService:
         """One service in full: add-on values, parameters and every IP."""

@@ -375,6 +375,20 @@ class Item:
         return identities(self.itemtype, self.params, self.ips)
 
 
+@dataclass(slots=True)  # a daily reconcile holds a module's thousands: no __dict__ each
+class ItemAsListed:
+    """What a service's row in its type's list shows, as held here: its link, status, expiry,
+    IPs and the parameters a row shows (no add-ons, no other parameter)."""
+
+    id: int
+    itemtype: str
+    remote_id: int | None
+    status: int
+    expiredate: str | None
+    params: dict[str, str]
+    ips: list[str]
+
+
 def identities(itemtype: str, params: dict[str, str], ips: list[str]) -> set[tuple[str, str]]:
     """The duplicate rule by type (seeds: "the IP address, identifier in the control panel, or
     username"): a VPS or dedicated server is its IP addresses, a hosting account its username,

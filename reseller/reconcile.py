@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from reseller import collector
+from reseller.client import LIST_ROW_PARAMS
 from reseller.errors import ResellerError, SellerError
 from reseller.events import overwritten_by_later
 from reseller.job import Job
@@ -29,6 +30,7 @@ from reseller.model import (
     STATUS_NAMES,
     UNKNOWN,
     Item,
+    ItemAsListed,
     Module,
     day,
     identities,
@@ -75,20 +77,10 @@ class Reconciler(Job):
     def _read(self, module: Module, listed_first: bool) -> Reading:
         seller = self.engine.seller(module)
         reading = Reading(module)
-        items = self.store.items(module.id)
-        rows, awaiting = {}, set()
-        if listed_first:
-            awaiting = self.store.items_awaiting_seller(module.id)
-            for itemtype in sorted({i.itemtype for i in items if i.remote_id is not None}):
-                try:
-                    listed = seller.services(itemtype)
-                except SellerError:
-                    continue  # a list refused: its services are read one by one, as ever
-                rows.update({(itemtype, s.id): s for s in listed})
+        items = (
+            self._listed_differing(seller, module) if listed_first else self.store.items(module.id)
+        )
         for item in items:
-            row = rows.get((item.itemtype, item.remote_id))
-            if row is not None and item.id not in awaiting and _row_agrees(item, row):
-                continue
             if item.remote_id is None:
                 try:
                     found = self._find_order(seller, item)
@@ -110,6 +102,28 @@ class Reconciler(Job):
                     f"unreadable ({error.type}: {error.message})"
                 )
         return reading
+
+    def _listed_differing(self, seller, module: Module) -> list[Item]:
+        """The module's services whose list row differs from what is held here, that await the
+        seller, or that no list shows (a list refused, an order not linked): those to read in
+        full. Each is compared as its row shows it, its add-ons and other parameters unread."""
+        held = self.store.items_as_listed(module.id, LIST_ROW_PARAMS)
+        awaiting = self.store.items_awaiting_seller(module.id)
+        rows = {}
+        for itemtype in sorted({i.itemtype for i in held if i.remote_id is not None}):
+            try:
+                listed = seller.services(itemtype)
+            except SellerError:
+                continue  # a list refused: its services are read one by one, as ever
+            rows.update({(itemtype, s.id): s for s in listed})
+        differing = [
+            item.id
+            for item in held
+            if (row := rows.get((item.itemtype, item.remote_id))) is None
+            or item.id in awaiting
+            or not _row_agrees(item, row)
+        ]
+        return self.store.items_of_ids(differing)
 
     def repair(self, reading: Reading, now: datetime) -> list[str]:
         """Repair what a reading shows differs, in the caller's transaction; what changed."""
@@ -277,12 +291,11 @@ class Reconciler(Job):
         raise ResellerError("unknown", f"no module's seller account has a service {remote_id}")
 
 
-def _row_agrees(item: Item, row) -> bool:
+def _row_agrees(item: ItemAsListed, row) -> bool:
     """Whether a service's list row shows what is held here (a row shows one IP at most)."""
     return (
         row.status == item.status
         and day(row.expires) == item.expiredate
-        and set(row.ips) <= set(item.ips)
-        and bool(row.ips) == bool(item.ips)
-        and all(item.params.get(name) == value for name, value in row.params.items())
+        and (set(row.ips) <= set(item.ips) if row.ips else not item.ips)
+        and row.params.items() <= item.params.items()
     )

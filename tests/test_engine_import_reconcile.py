@@ -557,6 +557,37 @@ def test_the_daily_reconcile_reads_in_full_only_the_services_whose_list_rows_dif
     assert midnight.reconciled == [f"service {items[1]}: status active -> suspended"]
 
 
+def test_the_daily_reconcile_compares_a_rows_domain_username_licence_name_and_ip_with_ours(
+    engine, tariff, sim, store
+):
+    engine.import_tariff("seller", 8, sim.now)
+    engine.import_tariff("seller", 9, sim.now)
+    hosting = order(engine, sim, tariff="8-web-1", domain_name="shop.example")
+    renamed = order(engine, sim, tariff="9-isp-lite", ip="10.0.0.5", licname="isp-1")
+    licence = order(engine, sim, tariff="9-isp-lite", ip="10.0.0.6", licname="isp-2")
+    sim.advance("10m")  # the hosting account is set up
+    engine.checkevent("seller", sim.now)
+    assert {"domain", "username"} <= store.item(hosting).params.keys()
+    sim.act("set_param", service=remote_of(engine, renamed), name="licname", value="isp-9")
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+    sim.to(sim.now.replace(hour=23, minute=55))
+    engine.cron(sim.now)
+    sim.advance("5m")
+    calls = len(sim.calls())
+
+    midnight = engine.cron(sim.now).modules["seller"]
+
+    reads = [(c["func"], c["params"].get("elid")) for c in sim.calls()[calls:]]
+    assert [r for r in reads if r[0] in ("vhost", "soft")] == [("soft", None), ("vhost", None)]
+    assert [r for r in reads if r[0].endswith(".edit")] == [
+        ("soft.edit", str(remote_of(engine, renamed)))
+    ]
+    assert store.item(renamed).params["licname"] == "isp-9"
+    assert store.item(licence).params == {"ip": "10.0.0.6", "licname": "isp-2"}
+    assert midnight.reconciled == []
+
+
 def test_a_drift_no_list_row_shows_waits_for_a_reconcile_that_reads_every_form(
     engine, tariff, sim, store
 ):

@@ -388,3 +388,81 @@ def test_a_list_row_with_a_cell_twice_reads_the_first():
     (row,) = seller.services("vds")
 
     assert (row.id, row.status, row.expires, row.ips) == (7, 2, date(2026, 2, 1), ["203.0.113.5"])
+
+
+# -- a list's rows kept from one reply to the next -------------------------------------------
+
+
+def row(service: int, name: str = "web", status: int = 2) -> bytes:
+    """A VDS's row as its list shows it, `name` put in as it is (escaped or not)."""
+    return (
+        f"<elem><id>{service}</id><name>{name}</name><pricelist_id>5</pricelist_id>"
+        f"<period>1</period><status>{status}</status><expiredate>2026-02-01</expiredate>"
+        f"<ip>203.0.113.{service}</ip></elem>"
+    ).encode()
+
+
+def listing(*rows: bytes, head: bytes = b'<?xml version="1.0" encoding="UTF-8"?>\n<doc>') -> bytes:
+    return head + b"".join(rows) + b"<p_elems>1</p_elems></doc>"
+
+
+def lists_in_turn(*bodies: bytes) -> SellerClient:
+    """A client whose seller answers its list calls with `bodies` in turn."""
+    replies = iter(bodies)
+    return canned_client(
+        lambda params: (200, LOGIN_OK) if params["func"] == "auth" else (200, next(replies))
+    )[0]
+
+
+def read(seller: SellerClient) -> list | tuple:
+    """The listed services, or the refusal or bad reply instead."""
+    try:
+        return seller.services("vds")
+    except SellerError as refusal:
+        return ("refused", refusal.type, refusal.message)
+    except SellerUnavailable as error:
+        return ("unavailable", error.message)
+
+
+# Replies in turn: rows again, changed, escaped, doubled; and replies that read otherwise than
+# their rows' bytes alone say (another encoding, a namespace, a CDATA section, a comment, a row
+# not the root's child, a broken reply) or that are refused.
+REPLIES = [
+    listing(row(1), row(2), row(3, "a&amp;b")),
+    listing(row(1), row(2, status=3), row(3, "a&amp;b")),
+    listing(row(1), row(3, "a&lt;b"), row(3, "a&amp;b"), row(3, "a&amp;b")),
+    listing(row(1), row(2, "caf\u00e9")),
+    listing(row(1), row(2, "caf\u00e9"), head=b'<?xml version="1.0" encoding="ISO-8859-1"?><doc>'),
+    listing(row(1), row(2, "caf\u00e9")),
+    listing(row(1), row(2), head=b'<doc xmlns="urn:elsewhere">'),
+    listing(row(1), row(2), head=b"<doc>"),
+    listing(row(1), row(2, "<![CDATA[x</elem><elem>]]>")),
+    listing(row(1), b"<!-- <elem></elem> -->", row(2)),
+    listing(row(1), b"<more>", row(2), b"</more>"),
+    listing(row(1), row(2)),
+    listing(row(1), row(2))[:-20],
+    listing(row(1), row(2, status="two")),
+    listing(row(1), row(2)),
+    b'<doc><error type="access"><msg>No</msg></error>' + row(1) + b"</doc>",
+    listing(row(1), row(2), row(2)),
+    listing(b"<!-- <elem>x</elem> -->", b'<elem a="1">' + row(7)[6:]),
+    listing(b"<!-- <elem>x</elem> -->", b'<elem a="1">' + row(8)[6:]),
+]
+
+
+def test_a_list_read_with_the_last_replys_rows_kept_reads_as_a_new_client_reads_it():
+    warm = lists_in_turn(*REPLIES)
+
+    for reply in REPLIES:
+        assert read(warm) == read(lists_in_turn(reply)), reply
+
+
+def test_a_listed_service_is_its_callers_own_though_its_row_is_kept():
+    seller = lists_in_turn(*[listing(row(1, "a&amp;b"))] * 3)
+    seller.services("vds")
+    (first,) = seller.services("vds")
+    first.params["domain"], first.ips[:] = "changed.example", []
+
+    (again,) = seller.services("vds")
+
+    assert (again.name, again.params, again.ips) == ("a&b", {}, ["203.0.113.1"])

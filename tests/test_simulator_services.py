@@ -11,8 +11,11 @@ from dateutil.relativedelta import relativedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
+import simulator.functions.services as rows_kept
 from simulator.model import SellerError, period_end
 from tests.replies import balance, ledger, nothing_changes, seller_service
+
+ORIGINAL = rows_kept.row_xml
 
 
 @pytest.fixture
@@ -101,6 +104,36 @@ def test_a_list_read_again_shows_a_change_to_its_service_since(api, client, orde
 
     assert before != shown
     assert api("vds").one("elem")[column] == shown
+
+
+@pytest.mark.parametrize("out", ["xml"])  # the rows kept are XML
+def test_a_list_read_after_one_of_its_services_changed_writes_that_row_anew_and_no_other(
+    api, order, monkeypatch
+):
+    services = [order() for _ in range(3)]
+    monkeypatch.setattr(rows_kept, "WRITTEN_ROWS_KEPT", 4)
+    api("vds")  # every row written and kept
+    written = []
+    monkeypatch.setattr(rows_kept, "row_xml", lambda row: written.append(row) or ORIGINAL(row))
+
+    for _ in range(4):
+        api("service.prolong", elid=services[0], period=1, sok="ok")
+        api("vds")
+
+    assert [dict((c[0], c[1]) for c in row)["id"] for row in written] == [services[0]] * 4
+
+
+@pytest.mark.parametrize("out", ["xml"])  # the rows kept are XML
+def test_a_list_shows_a_change_made_in_place_to_a_param_a_snapshot_gave_as_a_list(
+    api, order, seller
+):
+    params = seller.services[int(order())].params
+    params["ostempl"] = ["debian-12"]
+    api("vds")
+
+    params["ostempl"][0] = "centos-7"
+
+    assert api("vds").one("elem")["ostempl"] == "['centos-7']"
 
 
 def test_an_unpaged_list_is_whole_and_its_metadata_says_so(api, order):

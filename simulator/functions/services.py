@@ -69,17 +69,19 @@ def service_row(seller: Seller, service: Service, prices: dict | None = None) ->
     return row
 
 
-# A service's list row as XML, by everything `service_row` reads: a list is read again and
-# again while most of its services stay as they are. The key is the row's every input, so a
-# change to any of them is a new key; the oldest half goes when the dict is full.
-WRITTEN_ROWS: dict[tuple, str] = {}
-WRITTEN_ROWS_KEPT = 8192
+# A service's list row as XML, by the service's id, with everything `service_row` reads: a list
+# is read again and again while most of its services stay as they are. The row is taken again
+# only while its every input is as it was, so a change to any of them writes it anew; and a
+# service's new row replaces its old one, so a list of any length up to the bound stays kept
+# (over it, the oldest half goes).
+WRITTEN_ROWS: dict[int, tuple[tuple, str]] = {}
+WRITTEN_ROWS_KEPT = 65536
 
 
 def service_row_xml(seller: Seller, service: Service, prices: dict | None = None) -> str:
     """`formats.row_xml(service_row(...))`, kept by the row's inputs (see WRITTEN_ROWS)."""
     tariff = seller.tariffs[service.tariff]
-    key = (
+    inputs = (
         service.id,
         service.type,
         service.tariff,
@@ -97,15 +99,17 @@ def service_row_xml(seller: Seller, service: Service, prices: dict | None = None
         seller.currency,
     )
     try:
-        written = WRITTEN_ROWS.get(key)
-    except TypeError:  # a value that cannot be a key (a snapshot's odd param): not kept
+        hash(inputs)
+    except TypeError:  # a value that may change in place (a snapshot's odd param): not kept
         return row_xml(service_row(seller, service, prices))
-    if written is None:
-        written = row_xml(service_row(seller, service, prices))
-        if len(WRITTEN_ROWS) >= WRITTEN_ROWS_KEPT:
-            for old in list(WRITTEN_ROWS)[: WRITTEN_ROWS_KEPT // 2]:
-                WRITTEN_ROWS.pop(old, None)  # another seller's thread may drop it too
-        WRITTEN_ROWS[key] = written
+    kept = WRITTEN_ROWS.get(service.id)
+    if kept is not None and kept[0] == inputs:
+        return kept[1]
+    written = row_xml(service_row(seller, service, prices))
+    if len(WRITTEN_ROWS) >= WRITTEN_ROWS_KEPT:
+        for old in list(WRITTEN_ROWS)[: WRITTEN_ROWS_KEPT // 2]:
+            WRITTEN_ROWS.pop(old, None)  # another seller's thread may drop it too
+    WRITTEN_ROWS[service.id] = (inputs, written)
     return written
 
 
