@@ -1105,20 +1105,15 @@ class Store:
         """Write fetched events to `itemevent`, dropping ones seen before; how many were new."""
         if not events:  # most polls: nothing to compare or write
             return 0
-        last = self._one("select last_event_id from processingmodule where id = ?", [module_id])
-        seen = {
-            r["event_id"]
-            for r in self._all(
-                "select event_id from itemevent where processingmodule = ?", [module_id]
-            )
-        }
+        (last,) = self.db.execute(
+            "select last_event_id from processingmodule where id = ?", [module_id]
+        ).fetchone()
         # A poll brings thousands of events over few expiry days: each day is formatted once.
         days: dict[date | None, str | None] = {}
-        fresh, ids, fetched = [], set(), stamp(now)
+        fresh, fetched = [], stamp(now)
         for e in events:
-            if e.id <= (last["last_event_id"] or 0) or e.id in seen or e.id in ids:
+            if e.id <= (last or 0):  # applied already
                 continue
-            ids.add(e.id)
             if e.expires not in days:
                 days[e.expires] = day(e.expires)
             fresh.append(
@@ -1137,13 +1132,15 @@ class Store:
                     0,
                 )
             )
-        self.db.conn.executemany(
-            "insert into itemevent (processingmodule, event_id, type, remote_item, "
+        # One stored already (read again after a lost reply), or twice in one reply, is dropped
+        # by the unique (processingmodule, event_id) index: the module's stored ids, unmatched
+        # ones kept for good among them, are never read.
+        return self.db.conn.executemany(
+            "insert or ignore into itemevent (processingmodule, event_id, type, remote_item, "
             "remoteid, status, expiredate, name, value, ips, fetched, unmatched) "
             "values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             fresh,
-        )
-        return len(fresh)
+        ).rowcount
 
     def _events(self, where: str, params: Iterable = ()) -> list[StoredEvent]:
         """Stored events, read as plain rows: a poll may bring thousands. Each distinct list of
@@ -1173,6 +1170,15 @@ class Store:
                 )
             )
         return found
+
+    def has_pending_events(self, module_id: int) -> bool:
+        """Whether the module has stored events not yet applied."""
+        return (
+            self.db.execute(
+                "select 1 from itemevent where processingmodule = ? limit 1", [module_id]
+            ).fetchone()
+            is not None
+        )
 
     def pending_events(self, module_id: int) -> list[StoredEvent]:
         """Stored events of the module not yet applied, in the seller's id order."""

@@ -202,6 +202,18 @@ def test_an_event_seen_in_an_earlier_poll_is_never_applied_again(store, http, si
     assert len(applied_ids(store)) == 2
 
 
+def test_an_event_kept_unmatched_and_read_again_is_stored_once(store, http, sim):
+    engine = Engine(store, lambda url, login, password: Replaying(url, login, password, http))
+    connect(engine, sim)
+    sim.act("create_service", account="reseller", tariff=5)
+
+    first = engine.checkevent("seller", sim.now)
+    again = engine.checkevent("seller", sim.now)
+
+    assert (first.fetched, again.fetched) == (1, 0)
+    assert len(store.unmatched_events()) == 1
+
+
 def test_an_event_before_the_lost_reply_to_its_order_links_the_service_by_remoteid(
     engine, tariff, sim, store
 ):
