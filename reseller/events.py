@@ -102,11 +102,13 @@ class Events(Job):
         # once), kept current here, and the applied events are finished together at the end of
         # the same transaction. A service read again in a later chunk is read as this
         # transaction left it.
+        if not self.store.has_pending_events(module.id):  # most polls: no transaction to open
+            return
         applied: list[tuple[StoredEvent, int]] = []
         self._plans: dict[int, Tariff] = {}  # no event changes a tariff: read once a poll
         with self.store.atomic():
             pending = self.store.pending_events(module.id)
-            if not pending:  # most polls: nothing more to read
+            if not pending:  # another process applied them since
                 return
             self._awaiting: set[int] | None = None
             items: dict[int, Item] = {}
