@@ -7,10 +7,9 @@ arrives; both must see what the whole tree gives, and a reply cut short is still
 from __future__ import annotations
 
 import tracemalloc
+from xml.etree import ElementTree as ET
 
 import pytest
-
-from xml.etree import ElementTree as ET
 
 from reseller import client as seller_client
 from reseller.client import FEED_BYTES, RemoteEvent, SellerClient, _parsed_rows
