@@ -13,12 +13,11 @@ processes on one file queue for the lock instead of failing half-way.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
-import secrets
 import sqlite3
 from collections.abc import Iterable
-from contextlib import contextmanager
 from datetime import date, datetime
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii
@@ -305,6 +304,43 @@ def _connect(path: str | None) -> sqlite3.Connection:
     return connection
 
 
+class Atomic:
+    """`Store.atomic`'s block: the outermost takes the write lock, a nested one a savepoint.
+
+    A class, not a generator: a cron tick opens dozens, and a generator's context manager
+    costs as much as the BEGIN and COMMIT themselves.
+    """
+
+    __slots__ = ("store", "savepoint")
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.savepoint: str | None = None
+
+    def __enter__(self) -> None:
+        conn = self.store.db.conn
+        if conn.in_transaction:
+            # open savepoints need distinct names only; a count gives them
+            self.savepoint = f"s{next(self.store._savepoints)}"
+            conn.execute(f"SAVEPOINT {self.savepoint}")
+        else:
+            conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, kind, error, trace) -> bool:
+        conn, name = self.store.db.conn, self.savepoint
+        if kind is None:
+            conn.execute(f"RELEASE SAVEPOINT {name}" if name else "COMMIT")
+            return False
+        self.store._tariffs.clear()
+        if conn.in_transaction:
+            if name:
+                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                conn.execute(f"RELEASE SAVEPOINT {name}")
+            else:
+                conn.execute("ROLLBACK")
+        return False
+
+
 class Store:
     """The engine's state in SQLite: a file, or memory when no path is given."""
 
@@ -317,6 +353,7 @@ class Store:
         # (`data_version` moves: another process's sync).
         self._tariffs: dict[int, Tariff] = {}
         self._tariffs_version = None
+        self._savepoints = itertools.count()
         if path:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -351,32 +388,9 @@ class Store:
         """Close the connection; anything not committed is lost, as when a process dies."""
         self.db.conn.close()
 
-    @contextmanager
-    def atomic(self):
+    def atomic(self) -> Atomic:
         """Several writes that stand or fall together; the outermost takes the write lock first."""
-        conn = self.db.conn
-        if conn.in_transaction:
-            name = f"s{secrets.token_hex(8)}"
-            conn.execute(f"SAVEPOINT {name}")
-            try:
-                yield
-            except BaseException:
-                self._tariffs.clear()
-                if conn.in_transaction:
-                    conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                    conn.execute(f"RELEASE SAVEPOINT {name}")
-                raise
-            conn.execute(f"RELEASE SAVEPOINT {name}")
-            return
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._tariffs.clear()
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        return Atomic(self)
 
     def _one(self, sql: str, params: Iterable = ()) -> dict | None:
         cursor = self.db.execute(sql, tuple(params))
