@@ -13,7 +13,6 @@ processes on one file queue for the lock instead of failing half-way.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import sqlite3
@@ -308,34 +307,33 @@ class Atomic:
     """`Store.atomic`'s block: the outermost takes the write lock, a nested one a savepoint.
 
     A class, not a generator: a cron tick opens dozens, and a generator's context manager
-    costs as much as the BEGIN and COMMIT themselves.
+    costs as much as the BEGIN and COMMIT themselves. Every savepoint has one name: RELEASE
+    and ROLLBACK TO take the most recent of a name, which nesting makes the innermost open
+    one; a name of its own each time made each SAVEPOINT and RELEASE a new statement to
+    compile, and pushed the poll's own out of the connection's cache of prepared statements.
     """
 
-    __slots__ = ("store", "savepoint")
+    __slots__ = ("store", "nested")
 
     def __init__(self, store: Store):
         self.store = store
-        self.savepoint: str | None = None
+        self.nested = False
 
     def __enter__(self) -> None:
         conn = self.store.db.conn
-        if conn.in_transaction:
-            # open savepoints need distinct names only; a count gives them
-            self.savepoint = f"s{next(self.store._savepoints)}"
-            conn.execute(f"SAVEPOINT {self.savepoint}")
-        else:
-            conn.execute("BEGIN IMMEDIATE")
+        self.nested = conn.in_transaction
+        conn.execute("SAVEPOINT nested" if self.nested else "BEGIN IMMEDIATE")
 
     def __exit__(self, kind, error, trace) -> bool:
-        conn, name = self.store.db.conn, self.savepoint
+        conn = self.store.db.conn
         if kind is None:
-            conn.execute(f"RELEASE SAVEPOINT {name}" if name else "COMMIT")
+            conn.execute("RELEASE SAVEPOINT nested" if self.nested else "COMMIT")
             return False
         self.store._tariffs.clear()
         if conn.in_transaction:
-            if name:
-                conn.execute(f"ROLLBACK TO SAVEPOINT {name}")
-                conn.execute(f"RELEASE SAVEPOINT {name}")
+            if self.nested:
+                conn.execute("ROLLBACK TO SAVEPOINT nested")
+                conn.execute("RELEASE SAVEPOINT nested")
             else:
                 conn.execute("ROLLBACK")
         return False
@@ -353,7 +351,6 @@ class Store:
         # (`data_version` moves: another process's sync).
         self._tariffs: dict[int, Tariff] = {}
         self._tariffs_version = None
-        self._savepoints = itertools.count()
         if path:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
