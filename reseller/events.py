@@ -102,7 +102,7 @@ class Events(Job):
         # once), kept current here, and the applied events are finished together at the end of
         # the same transaction. A service read again in a later chunk is read as this
         # transaction left it.
-        if not self.store.has_pending_events(module.id):  # most polls: no transaction to open
+        if not report.fetched and not self.store.has_pending_events(module.id):  # most polls
             return
         applied: list[tuple[StoredEvent, int]] = []
         self._plans: dict[int, Tariff] = {}  # no event changes a tariff: read once a poll
