@@ -86,10 +86,12 @@ class Events(Job):
             if error.type in REFUSALS and reading is None:  # refused before reading anything
                 self.store.close_poll(module.id, [], now)
             raise
-        with self.store.atomic():
-            if reading is not None:
-                report.reconciled = self.engine.reconciler.repair(reading, now)
+        if reading is None:
             report.fetched = self.store.close_poll(module.id, events, now)
+        else:  # the repairs and the mark's end stand or fall together
+            with self.store.atomic():
+                report.reconciled = self.engine.reconciler.repair(reading, now)
+                report.fetched = self.store.close_poll(module.id, events, now)
         del events  # stored now: a poll of 100,000 must not hold them twice while applying
         self.crash_point("events_saved")
         self.apply_events(module, now, report)

@@ -522,14 +522,20 @@ class Store:
 
     def close_poll(self, module_id: int, events: list, now: datetime) -> int:
         """Store a poll's events and close its mark, together; how many events were new."""
+        if not events:  # most polls: the mark's end alone, one statement that commits itself
+            self._end_poll(module_id)
+            return 0
         with self.atomic():
             fresh = self._save_events(module_id, events, now)
-            self.db.execute(
-                "update processingmodule set poll_started = null, poll_owner = null, "
-                "poll_lease = null where id = ?",
-                [module_id],
-            )
+            self._end_poll(module_id)
         return fresh
+
+    def _end_poll(self, module_id: int) -> None:
+        self.db.execute(
+            "update processingmodule set poll_started = null, poll_owner = null, "
+            "poll_lease = null where id = ?",
+            [module_id],
+        )
 
     def poll_is_open(self, module_id: int) -> bool:
         row = self._one("select poll_started from processingmodule where id = ?", [module_id])
@@ -1118,8 +1124,6 @@ class Store:
 
     def _save_events(self, module_id: int, events: list, now: datetime) -> int:
         """Write fetched events to `itemevent`, dropping ones seen before; how many were new."""
-        if not events:  # most polls: nothing to compare or write
-            return 0
         (last,) = self.db.execute(
             "select last_event_id from processingmodule where id = ?", [module_id]
         ).fetchone()

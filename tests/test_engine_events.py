@@ -294,6 +294,20 @@ def test_a_poll_that_brings_no_events_reads_no_service_and_no_operation(engine, 
     assert not [s for s in statements if " item " in s or "runningoperation" in s]
 
 
+def test_a_poll_that_brings_no_events_takes_the_write_lock_only_to_open_its_mark(
+    engine, tariff, sim, store
+):
+    active(engine, sim)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+
+    engine.checkevent("seller", sim.now)
+
+    store.db.conn.set_trace_callback(None)
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    assert not store.poll_is_open(store.module("seller").id)
+
+
 def test_stored_events_keep_the_ips_the_seller_sent_each_in_a_list_of_its_own(store):
     module = store.add_module("seller", "http://seller", "reseller", "s3cret", [], START)
     sent = [["10.0.0.1", 'h\u00f4te "a"'], [], ["10.0.0.1", 'h\u00f4te "a"']]
