@@ -15,7 +15,18 @@ from reseller import client as seller_client
 from reseller.client import FEED_BYTES, RemoteEvent, SellerClient, _parsed_rows
 from reseller.errors import SellerError, SellerUnavailable
 from simulator.app import create_app
-from simulator.formats import FORMATS, LIST, Document, Made, el, fields, render, rows, to_xml
+from simulator.formats import (
+    FORMATS,
+    LIST,
+    Document,
+    Made,
+    _element,
+    el,
+    fields,
+    render,
+    rows,
+    to_xml,
+)
 from simulator.functions.events import event_row
 from simulator.transport import in_process_client
 from simulator.world import seller_from_world
@@ -57,6 +68,11 @@ def feed_bytes(busy_seller) -> bytes:
     return reply.content
 
 
+def event_element(event) -> ET.Element:
+    """An event's row as a whole tree holds it: an element of elements."""
+    return el("elem", children=[_element(cell) for cell in event_row(event)])
+
+
 def expected(events) -> list[RemoteEvent]:
     """The events as the client should learn them: the seller's expiry is a day on the wire."""
     return [
@@ -96,7 +112,7 @@ def traced(work) -> tuple[int, int, object]:
 @pytest.mark.parametrize("out", sorted(FORMATS))
 def test_a_long_feed_written_row_by_row_is_the_whole_trees_reply_in_every_format(feed, out):
     meta = {"p_elems": len(feed), "p_num": 1, "p_cnt": len(feed)}
-    whole = Document(LIST, [el("elem", children=event_row(e)) for e in feed] + fields(**meta))
+    whole = Document(LIST, [event_element(e) for e in feed] + fields(**meta))
 
     row_by_row = rows(Made(feed, event_row), **meta)
 
@@ -106,7 +122,7 @@ def test_a_long_feed_written_row_by_row_is_the_whole_trees_reply_in_every_format
 
 
 def test_a_long_feed_that_says_ok_says_it_before_its_rows_as_the_whole_tree_does(feed):
-    elems = [el("elem", children=event_row(e)) for e in feed]
+    elems = [event_element(e) for e in feed]
     whole = Document(LIST, elems + fields(p_elems=len(feed)))
     row_by_row = rows(Made(feed, event_row), p_elems=len(feed))
     for document in (whole, row_by_row):
