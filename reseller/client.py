@@ -119,9 +119,9 @@ def _parsed_rows(
     Each `<elem>` is handed to `row` once it is read and then dropped, so a poll of 100,000
     events is never a whole tree. A child of the root is whole once the next one starts: the
     tree builder appends an element to its parent when it opens. A reply that does not parse
-    raises `ET.ParseError`, however many rows were read before.
+    raises `ET.ParseError`, however many rows were read before. A reply no longer than one
+    piece is read whole: it is no larger a tree than a piece, and costs no event per element.
     """
-    parser = ET.XMLPullParser(("start",))
     root: ET.Element | None = None
     made: list = []
     bad: SellerUnavailable | None = None
@@ -141,6 +141,11 @@ def _parsed_rows(
         root[kept:whole] = others
         kept += len(others)
 
+    if len(content) <= FEED_BYTES:  # most polls bring a few events
+        root = ET.fromstring(content)
+        take(len(root))
+        return root, made, bad
+    parser = ET.XMLPullParser(("start",))
     view = memoryview(content)
     for start in range(0, len(content), FEED_BYTES):
         parser.feed(view[start : start + FEED_BYTES])

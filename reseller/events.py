@@ -86,10 +86,12 @@ class Events(Job):
             if error.type in REFUSALS and reading is None:  # refused before reading anything
                 self.store.close_poll(module.id, [], now)
             raise
-        with self.store.atomic():
-            if reading is not None:
-                report.reconciled = self.engine.reconciler.repair(reading, now)
+        if reading is None:
             report.fetched = self.store.close_poll(module.id, events, now)
+        else:  # the repairs and the mark's end stand or fall together
+            with self.store.atomic():
+                report.reconciled = self.engine.reconciler.repair(reading, now)
+                report.fetched = self.store.close_poll(module.id, events, now)
         del events  # stored now: a poll of 100,000 must not hold them twice while applying
         self.crash_point("events_saved")
         self.apply_events(module, now, report)
@@ -102,11 +104,13 @@ class Events(Job):
         # once), kept current here, and the applied events are finished together at the end of
         # the same transaction. A service read again in a later chunk is read as this
         # transaction left it.
+        if not report.fetched and not self.store.has_pending_events(module.id):  # most polls
+            return
         applied: list[tuple[StoredEvent, int]] = []
         self._plans: dict[int, Tariff] = {}  # no event changes a tariff: read once a poll
         with self.store.atomic():
             pending = self.store.pending_events(module.id)
-            if not pending:  # most polls: nothing more to read
+            if not pending:  # another process applied them since
                 return
             self._awaiting: set[int] | None = None
             items: dict[int, Item] = {}

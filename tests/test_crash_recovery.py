@@ -241,3 +241,24 @@ def test_an_engine_process_killed_at_a_crash_point_leaves_a_database_the_next_on
         assert PASSWORD not in died.stdout + died.stderr
     finally:
         h.close()
+
+
+def test_a_failed_block_nested_in_others_undoes_its_own_writes_and_nothing_around_them(store):
+    store.set_setting("step", 0)
+    with store.atomic():
+        store.set_setting("step", 1)
+        with pytest.raises(KeyError), store.atomic():
+            store.set_setting("step", 2)
+            with store.atomic():
+                store.set_setting("step", 3)
+            with pytest.raises(RuntimeError), store.atomic():
+                store.set_setting("step", 4)
+                raise RuntimeError("undone")
+            assert store.setting("step") == 3
+            raise KeyError("undone")
+        assert store.setting("step") == 1
+        with store.atomic():
+            store.set_setting("after", 5)
+
+    assert (store.setting("step"), store.setting("after")) == (1, 5)
+    assert not store.db.conn.in_transaction

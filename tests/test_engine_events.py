@@ -202,6 +202,18 @@ def test_an_event_seen_in_an_earlier_poll_is_never_applied_again(store, http, si
     assert len(applied_ids(store)) == 2
 
 
+def test_an_event_kept_unmatched_and_read_again_is_stored_once(store, http, sim):
+    engine = Engine(store, lambda url, login, password: Replaying(url, login, password, http))
+    connect(engine, sim)
+    sim.act("create_service", account="reseller", tariff=5)
+
+    first = engine.checkevent("seller", sim.now)
+    again = engine.checkevent("seller", sim.now)
+
+    assert (first.fetched, again.fetched) == (1, 0)
+    assert len(store.unmatched_events()) == 1
+
+
 def test_an_event_before_the_lost_reply_to_its_order_links_the_service_by_remoteid(
     engine, tariff, sim, store
 ):
@@ -280,6 +292,20 @@ def test_a_poll_that_brings_no_events_reads_no_service_and_no_operation(engine, 
     store.db.conn.set_trace_callback(None)
     assert report.fetched == 0
     assert not [s for s in statements if " item " in s or "runningoperation" in s]
+
+
+def test_a_poll_that_brings_no_events_takes_the_write_lock_only_to_open_its_mark(
+    engine, tariff, sim, store
+):
+    active(engine, sim)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+
+    engine.checkevent("seller", sim.now)
+
+    store.db.conn.set_trace_callback(None)
+    assert statements.count("BEGIN IMMEDIATE") == 1
+    assert not store.poll_is_open(store.module("seller").id)
 
 
 def test_stored_events_keep_the_ips_the_seller_sent_each_in_a_list_of_its_own(store):

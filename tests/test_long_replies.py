@@ -7,13 +7,26 @@ arrives; both must see what the whole tree gives, and a reply cut short is still
 from __future__ import annotations
 
 import tracemalloc
+from xml.etree import ElementTree as ET
 
 import pytest
 
-from reseller.client import FEED_BYTES, RemoteEvent, SellerClient
+from reseller import client as seller_client
+from reseller.client import FEED_BYTES, RemoteEvent, SellerClient, _parsed_rows
 from reseller.errors import SellerError, SellerUnavailable
 from simulator.app import create_app
-from simulator.formats import FORMATS, LIST, Document, Made, el, fields, render, rows, to_xml
+from simulator.formats import (
+    FORMATS,
+    LIST,
+    Document,
+    Made,
+    _element,
+    el,
+    fields,
+    render,
+    rows,
+    to_xml,
+)
 from simulator.functions.events import event_row
 from simulator.transport import in_process_client
 from simulator.world import seller_from_world
@@ -55,6 +68,11 @@ def feed_bytes(busy_seller) -> bytes:
     return reply.content
 
 
+def event_element(event) -> ET.Element:
+    """An event's row as a whole tree holds it: an element of elements."""
+    return el("elem", children=[_element(cell) for cell in event_row(event)])
+
+
 def expected(events) -> list[RemoteEvent]:
     """The events as the client should learn them: the seller's expiry is a day on the wire."""
     return [
@@ -94,7 +112,7 @@ def traced(work) -> tuple[int, int, object]:
 @pytest.mark.parametrize("out", sorted(FORMATS))
 def test_a_long_feed_written_row_by_row_is_the_whole_trees_reply_in_every_format(feed, out):
     meta = {"p_elems": len(feed), "p_num": 1, "p_cnt": len(feed)}
-    whole = Document(LIST, [el("elem", children=event_row(e)) for e in feed] + fields(**meta))
+    whole = Document(LIST, [event_element(e) for e in feed] + fields(**meta))
 
     row_by_row = rows(Made(feed, event_row), **meta)
 
@@ -104,7 +122,7 @@ def test_a_long_feed_written_row_by_row_is_the_whole_trees_reply_in_every_format
 
 
 def test_a_long_feed_that_says_ok_says_it_before_its_rows_as_the_whole_tree_does(feed):
-    elems = [el("elem", children=event_row(e)) for e in feed]
+    elems = [event_element(e) for e in feed]
     whole = Document(LIST, elems + fields(p_elems=len(feed)))
     row_by_row = rows(Made(feed, event_row), p_elems=len(feed))
     for document in (whole, row_by_row):
@@ -198,6 +216,43 @@ def test_rows_inside_other_elements_of_the_reply_are_not_events():
     )
 
     assert [e.id for e in reading(body).events()] == [1]
+
+
+SHORT_REPLY = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<doc><p_num>1</p_num>'
+    b"<elem><id>1</id><item>5</item><elem><id>7</id></elem></elem><list><elem /></list>"
+    b"<elem><id>2</id><item>x</item></elem><elem><id>3</id></elem><p_elems>3</p_elems></doc>"
+)
+
+
+def row_ids(row: ET.Element) -> str:
+    """A row maker that finds a row bad when its item is not a number, as the feed's does."""
+    if not row.findtext("item", "0").isdigit():
+        raise SellerUnavailable(f"bad item in row {row.findtext('id')}")
+    return row.findtext("id")
+
+
+def parsed_in_pieces(content: bytes, piece: int, monkeypatch) -> tuple:
+    """`_parsed_rows` of `content` when a reply is read `piece` bytes at a time."""
+    monkeypatch.setattr(seller_client, "FEED_BYTES", piece)
+    try:
+        root, made, bad = _parsed_rows(content, row_ids)
+    except ET.ParseError as error:
+        return ("not XML", str(error))
+    return ET.tostring(root), made, str(bad)
+
+
+def test_a_reply_of_one_piece_is_read_whole_as_it_is_read_piece_by_piece(monkeypatch):
+    read_whole = parsed_in_pieces(SHORT_REPLY, FEED_BYTES, monkeypatch)
+
+    assert read_whole == parsed_in_pieces(SHORT_REPLY, 7, monkeypatch)
+    assert read_whole[1] == ["1"] and "bad item in row 2" in read_whole[2]
+    for cut in (0, 1, 40, len(SHORT_REPLY) // 2, -1):
+        short = SHORT_REPLY[:cut]
+        assert parsed_in_pieces(short, FEED_BYTES, monkeypatch)[0] == "not XML"
+        assert parsed_in_pieces(short, FEED_BYTES, monkeypatch) == parsed_in_pieces(
+            short, 7, monkeypatch
+        )
 
 
 def test_a_feed_read_again_after_a_lost_session_gives_each_event_once(feed_bytes):

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from xml.etree import ElementTree as ET
-
-from simulator.formats import Made, el, fields, rows
+from simulator.formats import Made, cells, rows
 from simulator.functions.common import date, stamp
 from simulator.functions.table import Call, declare
 from simulator.model import Event
 
 
-def event_row(event: Event) -> list[ET.Element]:
-    return fields(
+def event_row(event: Event) -> list[tuple]:
+    """An event's row as `cells` (a feed's rows are written without an element each)."""
+    return cells(
         id=event.id,
         type=event.type,
         item=event.service,
@@ -21,7 +20,7 @@ def event_row(event: Event) -> list[ET.Element]:
         name=event.name,
         value=event.value,
         date=stamp(event.date),
-    ) + [el("ip", ip) for ip in event.ips]
+    ) + [("ip", ip, None) for ip in event.ips]
 
 
 @declare("itemevent")
