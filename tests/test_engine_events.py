@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import datetime
 
 import pytest
@@ -265,6 +266,22 @@ def test_a_poll_longer_than_a_chunk_applies_every_event_to_services_as_earlier_o
     assert (report.applied, report.unmatched) == (4, [])
     assert store.item(first).ips == sim.service(remote_of(engine, first))["ips"]
     assert store.item(second).ips == sim.service(remote_of(engine, second))["ips"]
+
+
+def test_a_poll_naming_more_services_than_sqlite_binds_at_once_applies_to_them_all(
+    engine, tariff, sim, store
+):
+    services = [active(engine, sim) for _ in range(3)]
+    for n, service in enumerate(services):
+        sim.act("add_ip", service=remote_of(engine, service), ip=f"10.0.0.{n + 7}")
+    # an older SQLite's limit, lowered further: three services' ids no longer fit one query
+    store.db.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 9)
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.applied, report.unmatched) == (3, [])
+    for service in services:
+        assert store.item(service).ips == sim.service(remote_of(engine, service))["ips"]
 
 
 def test_one_poll_completes_a_change_awaiting_on_one_service_among_others_with_none(
