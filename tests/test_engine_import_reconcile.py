@@ -535,16 +535,22 @@ def test_a_day_whose_midnight_tick_was_missed_is_reconciled_at_its_first_tick(
     assert engine.cron(sim.now).modules["seller"].reconciled is None
 
 
+def up_to_midnight_with_events_lost(engine, sim) -> None:
+    """The events of the changes so far lost for good, and the day's last cron tick run: the
+    clock stands at midnight, where the next tick reconciles."""
+    sim.fault("drop_events")
+    engine.checkevent("seller", sim.now)
+    sim.to(sim.now.replace(hour=23, minute=55))
+    engine.cron(sim.now)
+    sim.advance("5m")
+
+
 def test_the_daily_reconcile_reads_in_full_only_the_services_whose_list_rows_differ(
     engine, tariff, sim, store
 ):
     items = [active(engine, sim) for _ in range(3)]
     sim.act("suspend", service=remote_of(engine, items[1]))
-    sim.fault("drop_events")
-    engine.checkevent("seller", sim.now)  # the suspension's event is lost for good
-    sim.to(sim.now.replace(hour=23, minute=55))
-    engine.cron(sim.now)
-    sim.advance("5m")
+    up_to_midnight_with_events_lost(engine, sim)  # the suspension's event among them
     calls = len(sim.calls())
 
     midnight = engine.cron(sim.now).modules["seller"]
@@ -569,11 +575,7 @@ def test_the_daily_reconcile_compares_a_rows_domain_username_licence_name_and_ip
     engine.checkevent("seller", sim.now)
     assert {"domain", "username"} <= store.item(hosting).params.keys()
     sim.act("set_param", service=remote_of(engine, renamed), name="licname", value="isp-9")
-    sim.fault("drop_events")
-    engine.checkevent("seller", sim.now)
-    sim.to(sim.now.replace(hour=23, minute=55))
-    engine.cron(sim.now)
-    sim.advance("5m")
+    up_to_midnight_with_events_lost(engine, sim)
     calls = len(sim.calls())
 
     midnight = engine.cron(sim.now).modules["seller"]
@@ -593,11 +595,7 @@ def test_a_drift_no_list_row_shows_waits_for_a_reconcile_that_reads_every_form(
 ):
     item = active(engine, sim)
     sim.act("set_param", service=remote_of(engine, item), name="hostname", value="web9")
-    sim.fault("drop_events")
-    engine.checkevent("seller", sim.now)
-    sim.to(sim.now.replace(hour=23, minute=55))
-    engine.cron(sim.now)
-    sim.advance("5m")
+    up_to_midnight_with_events_lost(engine, sim)
 
     assert engine.cron(sim.now).modules["seller"].reconciled == []
     assert "hostname" not in store.item(item).params
