@@ -350,7 +350,7 @@ class Atomic:
         if kind is None:
             conn.execute("RELEASE SAVEPOINT nested" if self.nested else "COMMIT")
             return False
-        self.store._tariffs.clear()
+        self.store._forget()
         if conn.in_transaction:
             if self.nested:
                 conn.execute("ROLLBACK TO SAVEPOINT nested")
@@ -366,12 +366,14 @@ class Store:
     def __init__(self, path: str | None = None):
         self.path = path
         self.db = sqlite_utils.Database(_connect(path))
-        # Tariffs by id, as read: a cron tick reads a service's tariff for each of its
-        # operations and events. Emptied by every tariff write of this store, by a rollback
-        # (a read inside it may have seen what was undone), and by another connection's commit
-        # (`data_version` moves: another process's sync).
+        # Tariffs by id, and the modules by id, as read: a cron tick reads a service's tariff
+        # for each of its operations and events, and the modules for its polls, each attempt
+        # and the harness's look ahead. Emptied by every write of this store to what they
+        # hold, by a rollback (a read inside it may have seen what was undone), and by another
+        # connection's commit (`data_version` moves: another process's sync or poll).
         self._tariffs: dict[int, Tariff] = {}
-        self._tariffs_version = None
+        self._modules_by_id: dict[int, Module] | None = None
+        self._read_version = None
         if path:
             self.db.enable_wal()
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -402,6 +404,18 @@ class Store:
     def close(self) -> None:
         """Close the connection; anything not committed is lost, as when a process dies."""
         self.db.conn.close()
+
+    def _forget(self) -> None:
+        """Empty the caches of tariffs and modules."""
+        self._tariffs.clear()
+        self._modules_by_id = None
+
+    def _caught_up(self) -> None:
+        """Empty the caches if another connection committed since they were filled."""
+        (version,) = self.db.conn.execute("pragma data_version").fetchone()
+        if version != self._read_version:
+            self._forget()
+            self._read_version = version
 
     def atomic(self) -> Atomic:
         """Several writes that stand or fall together; the outermost takes the write lock first."""
@@ -475,17 +489,16 @@ class Store:
                 "values (?, ?, ?, ?)",
                 [(module_id, r.source, r.target, r.tariff) for r in rules],
             )
+            self._modules_by_id = None
         return self.module_by_id(module_id)
 
-    def _modules(self, where: str, params: Iterable = ()) -> list[Module]:
-        """The modules `where` (a condition on `m`) picks, by id, each with its period rules,
-        in one query: every cron tick and every attempt reads a module."""
+    def _modules(self) -> list[Module]:
+        """Every module by id, each with its period rules, in one query."""
         modules: dict[int, Module] = {}
         for row in self.db.execute(
             "select m.id, m.name, m.url, m.login, m.password, m.last_event_id, m.reconciled_on, "
             "p.id, p.source, p.target, p.pricelist from processingmodule m left join periodmap p "
-            f"on p.processingmodule = m.id where {where} order by m.id, p.id",
-            tuple(params),
+            "on p.processingmodule = m.id order by m.id, p.id"
         ):
             module_id, name, url, login, password, last_event_id, reconciled_on = row[:7]
             if module_id not in modules:
@@ -497,21 +510,27 @@ class Store:
                 modules[module_id].rules.append(PeriodRule(source, target, pricelist))
         return list(modules.values())
 
+    def _modules_read(self) -> dict[int, Module]:
+        """Every module by id, read once until a module write (callers must not change them)."""
+        self._caught_up()
+        if self._modules_by_id is None:
+            self._modules_by_id = {m.id: m for m in self._modules()}
+        return self._modules_by_id
+
     def module(self, name: str) -> Module | None:
-        found = self._modules("m.name = ?", [name])
-        return found[0] if found else None
+        return next((m for m in self._modules_read().values() if m.name == name), None)
 
     def module_by_id(self, module_id: int) -> Module | None:
-        found = self._modules("m.id = ?", [module_id])
-        return found[0] if found else None
+        return self._modules_read().get(module_id)
 
     def modules(self) -> list[Module]:
-        return self._modules("1")
+        return list(self._modules_read().values())
 
     def set_reconciled(self, module_id: int, now: datetime) -> None:
         self.db.execute(
             "update processingmodule set reconciled_on = ? where id = ?", [day(now), module_id]
         )
+        self._modules_by_id = None
 
     # -- the poll's write-ahead mark ---------------------------------------------------------
 
@@ -589,10 +608,7 @@ class Store:
 
     def tariff_by_id(self, pricelist_id: int) -> Tariff | None:
         """The tariff, read once until a tariff write (callers must not change it)."""
-        (version,) = self.db.conn.execute("pragma data_version").fetchone()
-        if version != self._tariffs_version:
-            self._tariffs.clear()
-            self._tariffs_version = version
+        self._caught_up()
         plan = self._tariffs.get(pricelist_id)
         if plan is None:
             plan = self._tariff(self._one("select * from pricelist where id = ?", [pricelist_id]))
@@ -1286,6 +1302,7 @@ class Store:
                     "where id = ?",
                     [event_id, module],
                 )
+            self._modules_by_id = None
 
     def mark_unmatched(self, row_id: int) -> None:
         self.db.execute("update itemevent set unmatched = 1 where id = ?", [row_id])

@@ -1,5 +1,5 @@
 """The store's own rules: how a store in memory starts, what a save of an operation writes,
-and how modules are read."""
+and how modules are read (and read again after a write, a rollback or another process's)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from reseller import store as store_module
-from reseller.model import PeriodRule
+from reseller.model import PeriodRule, StoredEvent
 from reseller.store import Store
 
 START = datetime(2026, 1, 1)
@@ -87,6 +87,80 @@ def test_each_module_is_read_with_its_own_period_rules_in_the_order_given():
         assert store.module("missing") is None
     finally:
         store.close()
+
+
+def test_a_module_added_is_in_the_next_read_of_the_modules():
+    store = Store()
+    try:
+        store.add_module("a", "https://a.example", "ra", "pw", [], START)
+        assert [m.name for m in store.modules()] == ["a"]
+
+        store.add_module("b", "https://b.example", "rb", "pw", [], START)
+
+        assert [m.name for m in store.modules()] == ["a", "b"]
+    finally:
+        store.close()
+
+
+def test_a_reconcile_day_written_is_what_the_next_read_of_its_module_shows():
+    store = Store()
+    try:
+        module = store.add_module("a", "https://a.example", "ra", "pw", [], START)
+        assert store.module_by_id(module.id).reconciles_on(START + timedelta(days=1))
+
+        store.set_reconciled(module.id, START + timedelta(days=1))
+
+        assert not store.module_by_id(module.id).reconciles_on(START + timedelta(days=1))
+    finally:
+        store.close()
+
+
+def test_events_finished_move_the_last_event_id_the_next_read_of_their_module_shows():
+    store = Store()
+    try:
+        module = store.add_module("a", "https://a.example", "ra", "pw", [], START)
+        assert store.module("a").last_event_id == 0
+        event = StoredEvent(1, module.id, 7, "param", 100, "1", 2, "2026-02-01")
+
+        store.finish_events([(event, 1)], START)
+
+        assert store.module("a").last_event_id == 7
+    finally:
+        store.close()
+
+
+def test_a_reconcile_day_rolled_back_is_not_shown_by_the_next_read_of_its_module():
+    store = Store()
+    try:
+        module = store.add_module("a", "https://a.example", "ra", "pw", [], START)
+        later = START + timedelta(days=3)
+
+        with pytest.raises(RuntimeError), store.atomic():
+            store.set_reconciled(module.id, later)
+            assert not store.module_by_id(module.id).reconciles_on(later)
+            raise RuntimeError("undone")
+
+        assert store.module_by_id(module.id).reconciles_on(later)
+    finally:
+        store.close()
+
+
+def test_a_reconcile_day_another_process_writes_is_what_the_next_read_of_its_module_shows(
+    tmp_path,
+):
+    path = str(tmp_path / "engine.db")
+    mine, other = Store(path), Store(path)
+    try:
+        module = mine.add_module("a", "https://a.example", "ra", "pw", [], START)
+        later = START + timedelta(days=3)
+        assert mine.module_by_id(module.id).reconciles_on(later)
+
+        other.set_reconciled(module.id, later)
+
+        assert not mine.module_by_id(module.id).reconciles_on(later)
+    finally:
+        mine.close()
+        other.close()
 
 
 def schema(store: Store) -> list[tuple]:
