@@ -26,8 +26,10 @@ import sqlite_utils
 
 from reseller.model import (
     ACCEPTED,
+    DONE,
     MANUAL,
     NOTHING,
+    PROLONG,
     RUNNING,
     UNKNOWN,
     AddonSpec,
@@ -928,30 +930,24 @@ class Store:
 
     def items_of_ids(self, item_ids: list[int]) -> list[Item]:
         """The items of `item_ids` that exist, by id, in one query however many."""
+        if not item_ids:  # most autoprolong ticks
+            return []
         return self._items("id in (select value from json_each(?))", [json.dumps(item_ids)])
 
     def items_of_tariff(self, pricelist_id: int) -> list[Item]:
         return self._items("pricelist = ?", [pricelist_id])
 
-    def expiring_autoprolong(self, until: str) -> list[Item]:
-        """Linked autoprolong services, active or suspended, that expire by `until`."""
-        return self._items(
-            "autoprolong = 1 and status in (2, 3) and remote_id is not null and expiredate <= ?",
-            [until],
-        )
-
-    def latest_states(self, item_ids: list[int], kind: str) -> dict[int, str]:
-        """The state of each service's latest operation of `kind`, for those that have one:
-        one query for all of them, nothing decoded of a long-lived service's history."""
-        if not item_ids:
-            return {}
+    def awaiting_autoprolong(self, until: str) -> list[int]:
+        """Linked autoprolong services, active or suspended, that expire by `until` and have no
+        prolongation but done ones (its latest decides), by id: one query, and no service read
+        that a prolongation under way already covers."""
         rows = self.db.execute(
-            "select item, state from runningoperation where id in (select max(id) from "
-            "runningoperation where kind = ? and item in (select value from json_each(?)) "
-            "group by item)",
-            [kind, json.dumps(item_ids)],
+            "select id from item where autoprolong = 1 and status in (2, 3) and remote_id is not "
+            "null and expiredate <= ? and coalesce((select state from runningoperation o where "
+            "o.item = item.id and o.kind = ? order by o.id desc limit 1), ?) = ? order by id",
+            [until, PROLONG, DONE, DONE],
         )
-        return dict(rows.fetchall())
+        return [item_id for (item_id,) in rows]
 
     def next_autoprolong_expiry(self, after: str) -> str | None:
         """The earliest expiry after `after` of a linked autoprolong service still running."""

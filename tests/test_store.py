@@ -1,8 +1,10 @@
 """The store's own rules: how a store in memory starts, what a save of an operation writes,
-and how modules are read (and read again after a write, a rollback or another process's)."""
+which services autoprolong awaits, and how modules are read (and read again after a write, a
+rollback or another process's)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -85,6 +87,45 @@ def test_each_module_is_read_with_its_own_period_rules_in_the_order_given():
         assert store.module("b").rules == second
         assert store.module_by_id(store.module("none").id).rules == []
         assert store.module("missing") is None
+    finally:
+        store.close()
+
+
+def test_an_autoprolong_service_awaits_a_prolongation_while_its_latest_one_is_done_or_none():
+    store = Store()
+    try:
+        histories = {
+            "none": [],
+            "done": ["done"],
+            "failed after done": ["done", "failed"],
+            "done after failed": ["failed", "done"],
+            "running after done": ["done", "running"],
+        }
+        items = {}
+        for remote, (name, states) in enumerate(histories.items(), start=100):
+            item = items[name] = store.add_item(
+                account=1,
+                pricelist=1,
+                itemtype="vds",
+                remote_module=1,
+                remote_id=remote,
+                status=2,
+                period=1,
+                expiredate="2026-01-02",
+                autoprolong=True,
+            )
+            for state in states:
+                operation = store.operation(store.add_operation(item, "prolong", {}, START))
+                store.save_operation(replace(operation, state=state))
+            # a later operation of another kind decides nothing
+            store.add_operation(item, "setparam", {"addons": {}}, START)
+
+        assert store.awaiting_autoprolong("2026-01-02") == [
+            items["none"],
+            items["done"],
+            items["done after failed"],
+        ]
+        assert store.awaiting_autoprolong("2026-01-01") == []
     finally:
         store.close()
 
