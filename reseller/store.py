@@ -913,20 +913,24 @@ class Store:
         ips: dict[int, list] = {r[0]: [] for r in rows}
         # the parameters found by their names' index (CROSS JOIN keeps it the outer loop): most
         # services have none of them, and a probe per service and name costs more than the rest
-        for item, name, value, rowid in self.db.execute(
-            "select p.item, p.name, p.value, null from item_param p cross join item i "
+        for item, name, value in self.db.execute(
+            "select p.item, p.name, p.value from item_param p cross join item i "
             "on i.id = p.item where p.name in (select value from json_each(?)) "
-            "and i.remote_module = ? union all select item, ip, null, rowid from item_ip "
-            "where item in (select id from item where remote_module = ?)",
-            [json.dumps(list(params)), remote_module, remote_module],
+            "and i.remote_module = ?",
+            [json.dumps(list(params)), remote_module],
         ):
-            if item not in ips:
-                continue  # an item added since the first query: not asked for
-            if rowid is None:
+            if item in params_of:  # not an item added since the first query
                 params_of[item][name] = value
-            else:
-                ips[item].append((rowid, name))
-        return [ItemAsListed(*r, params_of[r[0]], _ips(ips[r[0]])) for r in rows]
+        # the IPs in the order they were added, sorted by SQLite: a sort per service in Python
+        # cost a fifth of this read
+        for item, ip in self.db.execute(
+            "select item, ip from item_ip where item in (select id from item where "
+            "remote_module = ?) order by rowid",
+            [remote_module],
+        ):
+            if item in ips:
+                ips[item].append(ip)
+        return [ItemAsListed(*r, params_of[r[0]], ips[r[0]]) for r in rows]
 
     def items_of_ids(self, item_ids: list[int]) -> list[Item]:
         """The items of `item_ids` that exist, by id, in one query however many."""
