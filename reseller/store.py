@@ -498,16 +498,16 @@ class Store:
         """Every module by id, each with its period rules, in one query."""
         modules: dict[int, Module] = {}
         for row in self.db.execute(
-            "select m.id, m.name, m.url, m.login, m.password, m.last_event_id, m.reconciled_on, "
-            "p.id, p.source, p.target, p.pricelist from processingmodule m left join periodmap p "
+            "select m.id, m.name, m.url, m.login, m.password, m.reconciled_on, p.id, p.source, "
+            "p.target, p.pricelist from processingmodule m left join periodmap p "
             "on p.processingmodule = m.id order by m.id, p.id"
         ):
-            module_id, name, url, login, password, last_event_id, reconciled_on = row[:7]
+            module_id, name, url, login, password, reconciled_on = row[:6]
             if module_id not in modules:
                 modules[module_id] = Module(
-                    module_id, name, url, login, password, [], last_event_id or 0, reconciled_on
+                    module_id, name, url, login, password, [], reconciled_on
                 )
-            rule_id, source, target, pricelist = row[7:]
+            rule_id, source, target, pricelist = row[6:]
             if rule_id is not None:
                 modules[module_id].rules.append(PeriodRule(source, target, pricelist))
         return list(modules.values())
@@ -1302,7 +1302,6 @@ class Store:
                     "where id = ?",
                     [event_id, module],
                 )
-            self._modules_by_id = None
 
     def mark_unmatched(self, row_id: int) -> None:
         self.db.execute("update itemevent set unmatched = 1 where id = ?", [row_id])

@@ -11,7 +11,7 @@ from decimal import Decimal
 import pytest
 
 from reseller import store as store_module
-from reseller.model import PeriodRule, StoredEvent
+from reseller.model import PeriodRule
 from reseller.store import Store
 
 START = datetime(2026, 1, 1)
@@ -152,20 +152,6 @@ def test_a_reconcile_day_written_is_what_the_next_read_of_its_module_shows():
         store.set_reconciled(module.id, START + timedelta(days=1))
 
         assert not store.module_by_id(module.id).reconciles_on(START + timedelta(days=1))
-    finally:
-        store.close()
-
-
-def test_events_finished_move_the_last_event_id_the_next_read_of_their_module_shows():
-    store = Store()
-    try:
-        module = store.add_module("a", "https://a.example", "ra", "pw", [], START)
-        assert store.module("a").last_event_id == 0
-        event = StoredEvent(1, module.id, 7, "param", 100, "1", 2, "2026-02-01")
-
-        store.finish_events([(event, 1)], START)
-
-        assert store.module("a").last_event_id == 7
     finally:
         store.close()
 
