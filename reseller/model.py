@@ -147,7 +147,7 @@ def seller_period(rules: list[PeriodRule], tariff: str, period: int) -> int:
 
 @dataclass
 class Module:
-    """A processing module of type BILLmanager: one seller account, its feed's bookkeeping."""
+    """A processing module of type BILLmanager: one seller account, its rules, its reconcile day."""
 
     id: int
     name: str
@@ -155,7 +155,6 @@ class Module:
     login: str
     password: str
     rules: list[PeriodRule] = field(default_factory=list)
-    last_event_id: int = 0
     reconciled_on: str | None = None
 
     def __repr__(self) -> str:

@@ -229,7 +229,7 @@ class Operations(Job):
         """
         registered = []
         with self.store.atomic():
-            for item in self._awaiting_autoprolong(now):
+            for item in self.store.items_of_ids(self._awaiting_autoprolong(now)):
                 self.crash_point("autoprolong_decided")
                 try:
                     operation = self._register_prolongation(item, item.period, now)
@@ -240,18 +240,19 @@ class Operations(Job):
             self.run(operation, now)
         return [item_id for item_id, _ in registered]
 
-    def _awaiting_autoprolong(self, now: datetime) -> list[Item]:
-        """Autoprolong services expiring within a day that no prolongation covers yet."""
-        expiring = self.store.expiring_autoprolong(day(now + AUTOPROLONG_LEAD))
-        latest = self.store.latest_states([item.id for item in expiring], PROLONG)
-        # one under way (or failed, waiting for the operator's restart) covers this expiry:
-        # prolonging again would charge twice
-        return [item for item in expiring if latest.get(item.id, DONE) == DONE]
+    def _awaiting_autoprolong(self, now: datetime) -> list[int]:
+        """Autoprolong services expiring within a day that no prolongation covers yet: one
+        under way (or failed, waiting for the operator's restart) covers this expiry, and
+        prolonging again would charge twice."""
+        return self.store.awaiting_autoprolong(day(now + AUTOPROLONG_LEAD))
 
     def autoprolong_due(self, now: datetime) -> bool:
         """Whether autoprolong at `now` would prolong anything (it asks the seller nothing to
         refuse one): a service its client cannot pay for waits for a top-up, not a tick."""
-        for item in self._awaiting_autoprolong(now):
+        # read one by one: the first a client can pay answers, and a month's thousands of
+        # services expiring on one day are read in full by the autoprolong itself
+        for item_id in self._awaiting_autoprolong(now):
+            item = self.store.item(item_id)
             try:
                 self._prolongation_price(item, item.period)
             except ResellerError:

@@ -304,16 +304,13 @@ class Harness:
         if self.seller_due is None:
             self._seller_clock(self.now)
         while True:
-            candidates = [
-                t
-                for t in (self._next_cron(), self.engine.next_due(), self.seller_due)
-                if t is not None
-            ]
+            due = self.engine.next_due()
+            candidates = [t for t in (self._next_cron(), due, self.seller_due) if t is not None]
             when = max(min(candidates), self.now)
             if when > until:
                 break
             if self.skip_idle and when >= self._next_cron():
-                resume = self._idle_until(when, until)
+                resume = self._idle_until(when, until, due)
                 if resume is not None:
                     self._skip_ticks(when, resume)
                     continue
@@ -329,16 +326,16 @@ class Harness:
 
     # -- idle time is free -------------------------------------------------------------------
 
-    def _idle_until(self, when: datetime, until: datetime) -> datetime | None:
+    def _idle_until(self, when: datetime, until: datetime, due: datetime | None) -> datetime | None:
         """When the cron tick at `when` and those after it can change nothing on either side,
         the first moment something might (None if this tick might): no event waits on a
         module's feed, no fault a poll would meet is queued, no poll is left open, no
         operation, seller automation or autoprolong (one its client can pay) falls due, and
-        no day begins (its first tick reconciles)."""
+        no day begins (its first tick reconciles). `due` is the engine's next attempt as
+        `advance` just read it: nothing was written since."""
         modules = self.store.modules()
         if any(m.reconciles_on(when) or self.store.poll_is_open(m.id) for m in modules):
             return None
-        due = self.engine.next_due()
         if due is not None and due <= when:
             return None
         if self.engine.autoprolong_due(when):

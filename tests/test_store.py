@@ -1,8 +1,10 @@
 """The store's own rules: how a store in memory starts, what a save of an operation writes,
-and how modules are read."""
+which services autoprolong awaits, and how modules are read (and read again after a write, a
+rollback or another process's)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -87,6 +89,105 @@ def test_each_module_is_read_with_its_own_period_rules_in_the_order_given():
         assert store.module("missing") is None
     finally:
         store.close()
+
+
+def test_an_autoprolong_service_awaits_a_prolongation_while_its_latest_one_is_done_or_none():
+    store = Store()
+    try:
+        histories = {
+            "none": [],
+            "done": ["done"],
+            "failed after done": ["done", "failed"],
+            "done after failed": ["failed", "done"],
+            "running after done": ["done", "running"],
+        }
+        items = {}
+        for remote, (name, states) in enumerate(histories.items(), start=100):
+            item = items[name] = store.add_item(
+                account=1,
+                pricelist=1,
+                itemtype="vds",
+                remote_module=1,
+                remote_id=remote,
+                status=2,
+                period=1,
+                expiredate="2026-01-02",
+                autoprolong=True,
+            )
+            for state in states:
+                operation = store.operation(store.add_operation(item, "prolong", {}, START))
+                store.save_operation(replace(operation, state=state))
+            # a later operation of another kind decides nothing
+            store.add_operation(item, "setparam", {"addons": {}}, START)
+
+        assert store.awaiting_autoprolong("2026-01-02") == [
+            items["none"],
+            items["done"],
+            items["done after failed"],
+        ]
+        assert store.awaiting_autoprolong("2026-01-01") == []
+    finally:
+        store.close()
+
+
+def test_a_module_added_is_in_the_next_read_of_the_modules():
+    store = Store()
+    try:
+        store.add_module("a", "https://a.example", "ra", "pw", [], START)
+        assert [m.name for m in store.modules()] == ["a"]
+
+        store.add_module("b", "https://b.example", "rb", "pw", [], START)
+
+        assert [m.name for m in store.modules()] == ["a", "b"]
+    finally:
+        store.close()
+
+
+def test_a_reconcile_day_written_is_what_the_next_read_of_its_module_shows():
+    store = Store()
+    try:
+        module = store.add_module("a", "https://a.example", "ra", "pw", [], START)
+        assert store.module_by_id(module.id).reconciles_on(START + timedelta(days=1))
+
+        store.set_reconciled(module.id, START + timedelta(days=1))
+
+        assert not store.module_by_id(module.id).reconciles_on(START + timedelta(days=1))
+    finally:
+        store.close()
+
+
+def test_a_reconcile_day_rolled_back_is_not_shown_by_the_next_read_of_its_module():
+    store = Store()
+    try:
+        module = store.add_module("a", "https://a.example", "ra", "pw", [], START)
+        later = START + timedelta(days=3)
+
+        with pytest.raises(RuntimeError), store.atomic():
+            store.set_reconciled(module.id, later)
+            assert not store.module_by_id(module.id).reconciles_on(later)
+            raise RuntimeError("undone")
+
+        assert store.module_by_id(module.id).reconciles_on(later)
+    finally:
+        store.close()
+
+
+def test_a_reconcile_day_another_process_writes_is_what_the_next_read_of_its_module_shows(
+    tmp_path,
+):
+    path = str(tmp_path / "engine.db")
+    mine, other = Store(path), Store(path)
+    try:
+        module = mine.add_module("a", "https://a.example", "ra", "pw", [], START)
+        later = START + timedelta(days=3)
+        assert mine.module_by_id(module.id).reconciles_on(later)
+
+        other.set_reconciled(module.id, later)
+
+        assert not mine.module_by_id(module.id).reconciles_on(later)
+    finally:
+        mine.close()
+        other.close()
 
 
 def schema(store: Store) -> list[tuple]:
