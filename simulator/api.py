@@ -450,8 +450,14 @@ class DirectAPI:
         )
         if fault == "slow" and not environ.get("simulator.in_process"):
             time.sleep(self.holder.seller.slow_seconds)
-        start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}", headers)
+        start_response(status_line(status), headers)
         return [body]
+
+
+@lru_cache(maxsize=64)
+def status_line(status: int) -> str:
+    """A status as a WSGI server is given it (`200 OK`), from its code."""
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}"
 
 
 def answer(params: dict, cookie: str | None, refusal: SellerError | None) -> Response:
