@@ -99,6 +99,18 @@ def _cells(row: ET.Element) -> dict[str, str]:
     return {cell.tag: (cell.text or "").strip() for cell in reversed(row)}
 
 
+SHORT_REPLY = 1 << 12  # bytes: too few objects for the collector to scan more than once
+
+
+def _read(content: bytes, row) -> tuple[ET.Element, list, SellerUnavailable | None]:
+    """The reply's root and, with `row`, what `SellerClient._post` says of its rows."""
+    if row is None:
+        return ET.fromstring(content), [], None
+    if isinstance(row, KeptRows):
+        return row.parse(content)
+    return _parsed_rows(content, row)
+
+
 def _tree(content: bytes) -> ET.Element:
     """A reply parsed, the collector paused meanwhile (see `reseller.collector`): a list of
     thousands of rows otherwise has it scan the growing tree and the heap over and over, over
@@ -415,16 +427,13 @@ class SellerClient:
             ) from None
         if reply.status_code != 200:
             raise SellerUnavailable(f"{self.url} answered HTTP {reply.status_code}")
+        content = reply.content
         try:
-            if row is None:
-                root, made, bad = _tree(reply.content), [], None
+            if len(content) <= SHORT_REPLY:  # most calls': pausing costs more than it saves
+                root, made, bad = _read(content, row)
             else:
-                with collector.paused():
-                    root, made, bad = (
-                        row.parse(reply.content)
-                        if isinstance(row, KeptRows)
-                        else _parsed_rows(reply.content, row)
-                    )
+                with collector.paused():  # see `_tree`
+                    root, made, bad = _read(content, row)
         except ET.ParseError as error:
             raise SellerUnavailable(f"bad reply from {self.url}: not XML ({error})") from None
         if root.tag != "doc":
@@ -541,19 +550,20 @@ class SellerClient:
             for e in root
             if e.tag.startswith("addon_")
         }
+        fields = _cells(root)  # each as `_text` reads it, in one pass
         params = {p.get("name"): (p.text or "") for p in root.findall("param")}
         if type == "soft":
             # the licence form shows its name and IP as fields of their own
-            params.update({k: _text(root, k) for k in ("licname", "ip") if _text(root, k)})
+            params.update({k: fields[k] for k in ("licname", "ip") if fields.get(k)})
         return RemoteService(
-            id=_int(root, "id"),
+            id=_whole(fields.get("id", ""), "<id>"),
             type=type,
-            name=_text(root, "name"),
-            tariff=_int(root, "pricelist"),
-            period=_int(root, "period"),
-            status=_int(root, "status"),
-            expires=_date(_text(root, "expiredate")),
-            remoteid=_text(root, "remoteid"),
+            name=fields.get("name", ""),
+            tariff=_whole(fields.get("pricelist", ""), "<pricelist>"),
+            period=_whole(fields.get("period", ""), "<period>"),
+            status=_whole(fields.get("status", ""), "<status>"),
+            expires=_date(fields.get("expiredate", "")),
+            remoteid=fields.get("remoteid", ""),
             addons=addons,
             params=params,
             ips=[] if type == "soft" else [(e.text or "") for e in root.findall("ip")],

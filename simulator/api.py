@@ -13,6 +13,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Response, current_app, request
@@ -87,11 +89,13 @@ def call(
     faults a call meets have had their turn.
     """
     func = str(params.get("func", "")).strip()
-    claimed = claimed_login(seller, params, cookie)
-    # down, error and slow count any call, even one that would be refused
-    fault = seller.faults.take_for_call(func, claimed)
-    if fault is not None:
-        return Reply(None, fault=fault, account=claimed, result=fault)
+    # down, error and slow count any call, even one that would be refused (faults are looked
+    # for, and the login a call claims for them to match, only while any is queued)
+    if seller.faults.queued:
+        claimed = claimed_login(seller, params, cookie)
+        fault = seller.faults.take_for_call(func, claimed)
+        if fault is not None:
+            return Reply(None, fault=fault, account=claimed, result=fault)
     account = None
     try:
         if refusal is not None:
@@ -115,7 +119,8 @@ def call(
         return Reply(error_document(error), account=account and account.login, result=error.type)
     # lose_reply counts calls that changed the seller's state: the work is done, the reply lost
     login_name = account and account.login
-    if seller.faults.take_lost_reply(func, login_name, fn.changes_state(params)):
+    faults = seller.faults
+    if faults.queued and faults.take_lost_reply(func, login_name, fn.changes_state(params)):
         return Reply(None, fault="lose_reply", account=login_name, result="lose_reply")
     if params.get("sok") and not document.has("ok"):
         document = document.changeable()
@@ -155,6 +160,16 @@ def decoded_pairs(raw: bytes, where: str) -> tuple[list[tuple[str, str]], Seller
 
     The pairs that are UTF-8 are kept, so the refusal is in the format the request asks for.
     """
+    if b"%" not in raw and b"+" not in raw:
+        # Nothing to unquote, as in most calls: where the whole is UTF-8, so is each name and
+        # value (cut at ASCII `&` and `=`), and splitting the text gives what decoding each
+        # piece of `byte_pairs` would, with no call per piece.
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # each piece decoded below, to name the first that is not UTF-8
+        else:
+            return [part.partition("=")[::2] for part in text.split("&") if part], None
     pairs, problem = [], None
     for name, value in byte_pairs(raw):
         try:
@@ -276,15 +291,16 @@ def parsed_params(
         mimetype = content_type.partition(";")[0].strip().lower()
         if mimetype == "multipart/form-data" and multipart is not None:
             pairs = multipart()
+            unpaired_surrogates(pairs)
         else:
             raw = body()
             if not raw.strip():
                 return params, None
             if mimetype == "application/json" or raw.lstrip()[:1] == b"{":
                 pairs = json_pairs(raw)
-            else:
+                unpaired_surrogates(pairs)
+            else:  # decoded from UTF-8, which has no lone surrogates
                 pairs, problem = decoded_pairs(raw, "body")
-        unpaired_surrogates(pairs)
         for name, value in pairs:
             params.setdefault(name, value)
         if problem is not None:
@@ -334,7 +350,7 @@ def reply_for(
             status = 200
         seller.calls.append(
             {
-                "at": stamp(seller.now),
+                "at": logged_at(seller.now),
                 "func": params.get("func", ""),
                 "params": params,  # the call log masks and cuts what it keeps
                 "account": reply.account,
@@ -344,16 +360,25 @@ def reply_for(
             },
             hide=(reply.session,),  # a new session id, in the auth reply
         )
-    headers = [
-        ("Content-Type", get_content_type(mimetype, "utf-8")),
-        ("Content-Length", str(len(body))),
-    ]
+    headers = [("Content-Type", content_type_header(mimetype)), ("Content-Length", str(len(body)))]
     if reply.fault:
         headers.append(("X-Simulator-Fault", reply.fault))
     if reply.session:
         cookie_header = dump_cookie(SESSION_COOKIE, reply.session, httponly=True, samesite="Lax")
         headers.append(("Set-Cookie", cookie_header))
     return status, headers, body, reply.fault
+
+
+@lru_cache(maxsize=1)  # the simulated clock stands still over most calls
+def logged_at(now: datetime) -> str:
+    """A call's moment as the call log shows it."""
+    return stamp(now)
+
+
+@lru_cache(maxsize=8)  # the few types of FORMATS
+def content_type_header(mimetype: str) -> str:
+    """A reply's Content-Type as Flask's `Response` writes it for this type."""
+    return get_content_type(mimetype, "utf-8")
 
 
 def direct_reply(
@@ -425,8 +450,14 @@ class DirectAPI:
         )
         if fault == "slow" and not environ.get("simulator.in_process"):
             time.sleep(self.holder.seller.slow_seconds)
-        start_response(f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}", headers)
+        start_response(status_line(status), headers)
         return [body]
+
+
+@lru_cache(maxsize=64)
+def status_line(status: int) -> str:
+    """A status as a WSGI server is given it (`200 OK`), from its code."""
+    return f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}"
 
 
 def answer(params: dict, cookie: str | None, refusal: SellerError | None) -> Response:

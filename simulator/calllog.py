@@ -112,8 +112,13 @@ class CallLog:
         kept, size = {}, ENTRY_OVERHEAD
         for key, value in entry.items():
             if key != "params" and key != "reply":
-                kept[key] = value = cut(value)
-                size += len(key) + len(value if type(value) is str else str(value))
+                if type(value) is str:
+                    if len(value) > VALUE_CHARS:  # `cut`, called only where it cuts
+                        value = cut(value)
+                    size += len(key) + len(value)
+                else:
+                    size += len(key) + len(str(value))
+                kept[key] = value
         params, params_size = _masked(entry.get("params", {}))
         kept["id"], kept["params"], kept["reply"] = self._next_id, params, reply
         size += 2 + len(str(self._next_id)) + params_size + 5 + len(reply)  # "id", "reply"

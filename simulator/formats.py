@@ -216,9 +216,7 @@ def to_xml(root: ET.Element) -> bytes:
         _write(root, parts)
         return XML_DECLARATION + _encoded(parts)
     writer = _Chunks(_head(root) + ">" + _escape_text(root.text or ""))
-    for child in root:
-        _write(child, writer.parts)
-        writer.spill()
+    _write_children(root, writer.parts, writer)
     writer.parts.append(f"</{root.tag}>")
     if root.tail:
         writer.parts.append(_escape_text(root.tail))
@@ -255,11 +253,18 @@ def _encoded(parts: list[str]) -> bytes:
 
 def _head(element: ET.Element) -> str:
     """An element's start tag without its closing `>`: the tag and its attributes."""
-    head = "<" + element.tag
-    for name, value in element.items():  # not `attrib`, which gives an element a dict it keeps
+    attributes = element.items()  # not `attrib`, which gives an element a dict it keeps
+    return "<" + element.tag + _attribute_text(attributes) if attributes else "<" + element.tag
+
+
+def _attribute_text(items) -> str:
+    """Attributes as a start tag writes them, each after a space; those for renderers left out."""
+    written = ""
+    for name, value in items:
         if name[0] != "_":
-            head += f' {name}="{_escape_attribute(value)}"'
-    return head
+            shown = _escape_attribute(value) if _attribute_special(value) else value
+            written += f' {name}="{shown}"'
+    return written
 
 
 def _write(element: ET.Element, parts: list[str]) -> None:
@@ -268,12 +273,7 @@ def _write(element: ET.Element, parts: list[str]) -> None:
     text = element.text
     if len(element):
         parts.append(head + ">" + _escape_text(text) if text else head + ">")
-        for child in element:
-            if len(child) or child.tail or child.keys():  # `keys`, not `attrib`: see _head
-                _write(child, parts)
-            else:  # a bare leaf, most of any document: written here, without a call
-                leaf, name = child.text, child.tag
-                parts.append(f"<{name}>{_escape_text(leaf)}</{name}>" if leaf else f"<{name} />")
+        _write_children(element, parts)
         parts.append(f"</{tag}>")
     elif text:
         parts.append(f"{head}>{_escape_text(text)}</{tag}>")
@@ -281,6 +281,23 @@ def _write(element: ET.Element, parts: list[str]) -> None:
         parts.append(head + " />")
     if element.tail:
         parts.append(_escape_text(element.tail))
+
+
+def _write_children(children, parts: list[str], writer: _Chunks | None = None) -> None:
+    """Elements as `_write` writes each; with `writer`, its parts spilled as they grow."""
+    for child in children:
+        if len(child) or child.tail:
+            _write(child, parts)
+        else:  # a leaf, most of any document: written here, without a call but to escape
+            name, text, attributes = child.tag, child.text, child.items()
+            head = name + _attribute_text(attributes) if attributes else name
+            if text:
+                shown = _escape_text(text) if _text_special(text) else text
+                parts.append(f"<{head}>{shown}</{name}>")
+            else:
+                parts.append(f"<{head} />")
+        if writer is not None and len(parts) >= CHUNK_PARTS:
+            writer.spill()
 
 
 def row_xml(cells) -> str:
@@ -305,18 +322,10 @@ def _row(cells) -> str:
     parts = ["<elem>"]
     for cell in cells:
         if type(cell) is not tuple:
-            if cell.keys() or len(cell) or cell.tail:  # `keys()`: see `_head`
-                _write(cell, parts)
-            else:  # a bare leaf, as `_write` writes its children's
-                leaf, name = cell.text, cell.tag
-                parts.append(f"<{name}>{_escape_text(leaf)}</{name}>" if leaf else f"<{name} />")
+            _write_children((cell,), parts)
             continue
         tag, text, attrs = cell
-        head = tag
-        if attrs:
-            for name, value in attrs.items():
-                if name[0] != "_":
-                    head += f' {name}="{_escape_attribute(value)}"'
+        head = tag + _attribute_text(attrs.items()) if attrs else tag
         parts.append(f"<{head}>{_escape_text(text)}</{tag}>" if text else f"<{head} />")
     parts.append("</elem>")
     return "".join(parts)
@@ -344,6 +353,8 @@ NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # Any character text or an attribute cannot carry as it is: most text has none.
 TEXT_SPECIAL = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 ATTRIBUTE_SPECIAL = re.compile('[&<>"\r\n\t\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]')
+_text_special = TEXT_SPECIAL.search  # asked of each text and value before any escaping call
+_attribute_special = ATTRIBUTE_SPECIAL.search
 
 
 def _escape_text(text: str) -> str:
@@ -558,8 +569,7 @@ def _xml(document: Document, context: dict) -> bytes:
     for row in written:
         writer.parts.append(row)
         writer.spill(CHUNK_ROWS)
-    for child in document._tail:
-        _write(child, writer.parts)
+    _write_children(document._tail, writer.parts)
     writer.parts.append(f"</{root.tag}>")
     return writer.bytes()
 

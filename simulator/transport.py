@@ -22,16 +22,17 @@ import json as jsonlib
 import re
 import sys
 from datetime import timedelta
+from functools import cached_property
 from types import SimpleNamespace
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
 import requests
 from requests.adapters import BaseAdapter
-from requests.cookies import extract_cookies_to_jar
+from requests.cookies import RequestsCookieJar, cookiejar_from_dict, extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
-from werkzeug.http import HTTP_STATUS_CODES
 
 API_PATHS = ("/billmgr", "/manager/billmgr")  # as `simulator.api` routes them
+_api = None  # `simulator.api`, once a call needs it
 
 
 def call(app, method: str, url: str, headers, body) -> tuple[str, list, bytes]:
@@ -65,12 +66,14 @@ def direct_call(app, method: str, url: str, headers, body) -> tuple[str, list, b
         return None  # as WSGI would fail on it, so WSGI answers it
     if isinstance(body, str):
         body = body.encode("utf-8")
-    from simulator.api import direct_reply  # the API imports Flask; plain WSGI apps need not
+    global _api
+    if _api is None:  # imported at the first API call: it imports Flask, plain WSGI apps need not
+        from simulator import api as _api
 
-    status, reply_headers, content = direct_reply(
+    status, reply_headers, content = _api.direct_reply(
         holder, method, raw_query, content_type or "", body or b"", cookies
     )
-    return f"{status} {HTTP_STATUS_CODES.get(status, 'unknown').upper()}", reply_headers, content
+    return _api.status_line(status), reply_headers, content
 
 
 def call_app(app, method: str, url: str, headers, body) -> tuple[str, list, bytes]:
@@ -120,32 +123,6 @@ def call_app(app, method: str, url: str, headers, body) -> tuple[str, list, byte
     return started["status"], started["headers"], content
 
 
-def _response(status: str, headers: list, body: bytes, url: str, request) -> requests.Response:
-    """The reply as `requests` gives it, or the exception a socket would give for a fault."""
-    fields = CaseInsensitiveDict()
-    for name, value in headers:
-        fields.setdefault(name, value)
-    fault = fields.get("X-Simulator-Fault")
-    if fault in ("down", "lose_reply"):
-        raise requests.ConnectionError(f"connection refused ({fault})", request=request)
-    if fault == "slow":
-        raise requests.ReadTimeout("no reply before the timeout", request=request)
-    response = requests.Response()
-    code, _, reason = status.partition(" ")
-    response.status_code = int(code)
-    response.headers = fields
-    response._content = body
-    response._content_consumed = True
-    response.raw = _Raw(headers)
-    response.url = url
-    response.request = request
-    charset = fields.get("Content-Type", "").partition("charset=")[2]
-    response.encoding = charset.split(";")[0].strip().strip('"') or "utf-8"
-    response.reason = reason
-    response.elapsed = timedelta(0)
-    return response
-
-
 class _Raw:
     """Where `requests` reads Set-Cookie from, so the session keeps cookies as over a socket."""
 
@@ -160,6 +137,58 @@ class _Raw:
 
     def close(self):
         pass
+
+
+def _response(status: str, headers: list, body: bytes, url: str, request) -> requests.Response:
+    """The reply as `requests` gives it, or the exception a socket would give for a fault."""
+    fault = content_type = None
+    for name, value in headers:  # the first of a name counts, as in the reply's header dict
+        lowered = name.lower()
+        if lowered == "content-type" and content_type is None:
+            content_type = value
+        elif lowered == "x-simulator-fault" and fault is None:
+            fault = value
+    if fault in ("down", "lose_reply"):
+        raise requests.ConnectionError(f"connection refused ({fault})", request=request)
+    if fault == "slow":
+        raise requests.ReadTimeout("no reply before the timeout", request=request)
+    return InProcessResponse(status, headers, body, url, request, content_type or "")
+
+
+class InProcessResponse(requests.Response):
+    """A `requests.Response` whose header dict, cookie jar and `raw` are made when first read:
+    the engine's client reads none of them, and `Response()` making its empty ones was most
+    of what building a reply cost. Each is what `requests` would hold for the reply."""
+
+    def __init__(self, status: str, headers: list, body: bytes, url: str, request, type: str):
+        # not `super().__init__()`: it makes a header dict and a cookie jar to be replaced
+        code, _, self.reason = status.partition(" ")
+        self.status_code = int(code)
+        self._header_list = headers
+        self._content = body
+        self._content_consumed = True
+        self._next = None
+        self.url = url
+        self.request = request
+        self.history = []
+        self.elapsed = timedelta(0)
+        charset = type.partition("charset=")[2]
+        self.encoding = charset.split(";")[0].strip().strip('"') or "utf-8"
+
+    @cached_property
+    def headers(self) -> CaseInsensitiveDict:
+        fields = CaseInsensitiveDict()
+        for name, value in self._header_list:
+            fields.setdefault(name, value)
+        return fields
+
+    @cached_property
+    def cookies(self) -> RequestsCookieJar:
+        return cookiejar_from_dict({})
+
+    @cached_property
+    def raw(self) -> _Raw:
+        return _Raw(self._header_list)
 
 
 class WSGIAdapter(BaseAdapter):
@@ -212,13 +241,13 @@ class InProcessClient:
         if json is not None:
             body = jsonlib.dumps(json, allow_nan=False).encode("utf-8")
             fields.setdefault("Content-Type", "application/json")
-        elif isinstance(data, dict | list):
+        elif isinstance(data, (dict, list)):
             body = _encode(data)
             fields.setdefault("Content-Type", "application/x-www-form-urlencoded")
         elif data is not None:
             body = data
         if self.cookies:
-            fields["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+            fields["Cookie"] = "; ".join(map("=".join, self.cookies.items()))
         status, reply_headers, content = call(self.app, method, url, fields, body)
         for name, value in reply_headers:
             if name.lower() == "set-cookie":
@@ -258,19 +287,23 @@ def _encode(values) -> str:
     flat = [
         (key, value)
         for key, many in pairs
-        for value in (many if isinstance(many, list | tuple) else [many])
+        for value in (many if isinstance(many, (list, tuple)) else [many])
         if value is not None
     ]
     # A call's names and values (a function, an id, a session) are mostly characters that
     # urlencode leaves as they are, and quoting them one by one was most of a call's
     # encoding. Bytes show as b'...', never only such characters: urlencode takes them.
-    if _UNQUOTED.fullmatch("".join(f"{key!s}{value!s}" for key, value in flat)):
-        return "&".join(f"{key!s}={value!s}" for key, value in flat)
+    # Written plain, such a form has one '&' between pairs and one '=' in each, no more.
+    written = [f"{key!s}={value!s}" for key, value in flat]
+    form = "&".join(written)
+    if form.count("&") == len(written) - 1 and _PLAIN_FORM.fullmatch(form):
+        return form
     return urlencode(flat)
 
 
-# What urlencode's `quote_plus` never changes.
-_UNQUOTED = re.compile(r"[A-Za-z0-9_.~-]*")
+# Pairs of what urlencode's `quote_plus` never changes.
+_UNQUOTED = "[A-Za-z0-9_.~-]*"
+_PLAIN_FORM = re.compile(f"{_UNQUOTED}={_UNQUOTED}(?:&{_UNQUOTED}={_UNQUOTED})*")
 
 
 def in_process_client(app) -> InProcessClient:

@@ -377,6 +377,29 @@ def test_a_reply_that_is_not_xml_leaves_the_garbage_collector_running():
     assert gc.isenabled()
 
 
+def test_a_service_form_with_a_field_twice_reads_the_first():
+    body = (
+        b"<doc><id>7</id><id>8</id><name> web </name><name>db</name><pricelist>5</pricelist>"
+        b"<period>1</period><status>2</status><status>3</status><expiredate>2026-02-01"
+        b"</expiredate><remoteid>r-7</remoteid><remoteid>r-8</remoteid></doc>"
+    )
+    seller, _ = canned_client(after_login(body))
+
+    service = seller.service("vds", 7)
+
+    assert (service.id, service.name, service.status, service.remoteid) == (7, "web", 2, "r-7")
+
+
+def test_a_long_reply_is_read_with_the_collector_paused_and_a_short_one_with_it_running():
+    rows = b"".join(b"<elem><id>%d</id><type>open</type></elem>" % n for n in range(200))
+    for body, paused in ((rows, True), (rows[:1000].rpartition(b"<elem>")[0], False)):
+        seller, _ = canned_client(after_login(b"<doc>" + body + b"</doc>"))
+
+        _, collecting = seller.call_rows("itemevent", lambda row: gc.isenabled())
+
+        assert set(collecting) == {not paused}, len(body)
+
+
 def test_a_list_row_with_a_cell_twice_reads_the_first():
     body = (
         b"<doc><elem><id>7</id><id>8</id><pricelist_id>5</pricelist_id><period>1</period>"

@@ -115,6 +115,19 @@ def entry(n: int, reply: str = "r" * 1000) -> dict:
     }
 
 
+def test_each_call_is_logged_at_the_simulated_moment_it_was_made(client):
+    for _ in range(2):
+        client.post(URL, data={"func": "whoami", "authinfo": "reseller:s3cret"})
+        client.post("/_sim/clock", json={"advance": "1h"})
+    client.post(URL, data={"func": "whoami", "authinfo": "reseller:s3cret"})
+
+    assert [entry["at"] for entry in calls(client)] == [
+        "2026-01-01 00:00:00",
+        "2026-01-01 01:00:00",
+        "2026-01-01 02:00:00",
+    ]
+
+
 def test_the_log_drops_its_oldest_entries_to_stay_within_its_budget():
     log = CallLog(budget=50_000)
 

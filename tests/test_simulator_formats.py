@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -240,3 +241,53 @@ def element(cell) -> ET.Element:
         return cell
     tag, text, attrs = cell
     return formats.el(tag, text, attrs)
+
+
+# -- a tree written ----------------------------------------------------------------------------
+
+ATTRIBUTES = st.dictionaries(st.sampled_from(["name", "key", "type", "_label"]), TEXTS, max_size=3)
+
+
+def with_tail(element: ET.Element, tail: str | None) -> ET.Element:
+    element.tail = tail
+    return element
+
+
+TREES = st.recursive(
+    st.builds(
+        lambda tag, text, attrs, tail: with_tail(formats.el(tag, text, attrs), tail),
+        st.sampled_from(["id", "param", "val", "ip"]),
+        TEXTS | st.none(),
+        st.none() | ATTRIBUTES,
+        st.none() | TEXTS,
+    ),
+    lambda children: st.builds(
+        lambda tag, text, attrs, kids: formats.el(tag, text, attrs, kids),
+        st.sampled_from(["doc", "slist", "list", "elem"]),
+        TEXTS | st.none(),
+        st.none() | ATTRIBUTES,
+        st.lists(children, max_size=5),
+    ),
+    max_leaves=20,
+)
+
+
+def as_elementtree_writes_it(root: ET.Element) -> bytes:
+    """What `ET.tostring` writes of the tree without its renderers' attributes (`_label`) and
+    with what XML cannot carry replaced, after the simulator's declaration."""
+    copied = copy.deepcopy(root)
+    for element in copied.iter():
+        for name in [name for name in element.keys() if name.startswith("_")]:
+            del element.attrib[name]
+        for name, value in element.items():
+            element.set(name, formats.NOT_XML.sub("\ufffd", value))
+        for part in ("text", "tail"):
+            if getattr(element, part) is not None:
+                setattr(element, part, formats.NOT_XML.sub("\ufffd", getattr(element, part)))
+    return formats.XML_DECLARATION + ET.tostring(copied, encoding="unicode").encode("utf-8")
+
+
+@settings(max_examples=300, deadline=None)
+@given(TREES)
+def test_a_tree_is_written_as_elementtree_writes_it(root):
+    assert formats.to_xml(root) == as_elementtree_writes_it(root)

@@ -20,10 +20,10 @@ from xml.etree import ElementTree as ET
 
 import pytest
 import waitress
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from simulator.api import BODY_LIMIT
+from simulator.api import BODY_LIMIT, byte_pairs, decoded_pairs
 from simulator.app import create_app
 from simulator.functions import REGISTRY
 from simulator.world import seller_from_world
@@ -308,6 +308,25 @@ def test_a_byte_that_is_not_utf8_in_the_query_is_a_value_error_naming_the_parame
 
     assert reply.status_code == 200 and reply.mimetype == "application/json"
     assert error_of(reply.data)[:2] == ("value", "name")
+
+
+# names, values, their separators, quoting, plus signs, UTF-8 and bytes that are not UTF-8
+FORM_PIECES = [b"a", b"=", b"&", b"+", b"%", b"%41", b"%ff", b"\xc3\xa9", b"\xff", b"\xed\xa0\x80"]
+
+
+@given(st.lists(st.sampled_from(FORM_PIECES)).map(b"".join))
+@example(b"a+b=c&%41=b")
+@example(b"a=b&\xc3\xa9=\xff")
+@example(b"a=\xed\xa0\x80")
+def test_a_form_reads_as_its_pieces_unquoted_and_decoded_one_by_one(raw):
+    """Whether or not it has anything to unquote (read then in one piece of text)."""
+    pieces = byte_pairs(raw)
+    try:
+        expected = [(name.decode("utf-8"), value.decode("utf-8")) for name, value in pieces]
+    except UnicodeDecodeError:
+        assert decoded_pairs(raw, "body")[1] is not None
+    else:
+        assert decoded_pairs(raw, "body") == (expected, None)
 
 
 def test_waitress_itself_refuses_a_raw_byte_that_is_not_ascii_in_the_request_line(server):

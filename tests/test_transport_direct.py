@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 from datetime import timedelta
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from requests.models import RequestEncodingMixin
 
@@ -193,6 +194,31 @@ def test_only_api_calls_skip_the_wsgi_stack():
     assert len(through_flask) == 4
 
 
+def test_an_in_process_reply_holds_the_headers_encoding_and_cookies_requests_would():
+    def app(environ, start_response):
+        start_response("201 CREATED", REPLY_HEADERS)
+        return [b"caf\xe9"]
+
+    session, client = in_process_session(app), in_process_client(app)
+    for http in (session, client):
+        reply = http.get("http://simulator/anything")
+        assert (reply.status_code, reply.reason, reply.text) == (201, "CREATED", "caf\xe9")
+        assert list(reply.headers.items()) == [*REPLY_HEADERS[:2], REPLY_HEADERS[3]]
+        assert reply.headers["x-twice"] == "first"
+        kept = pickle.loads(pickle.dumps(reply))
+        assert (kept.headers, kept.content) == (reply.headers, reply.content)
+    assert session.cookies["sid"] == "s-1" and reply.cookies.get("sid") is None
+    assert client.cookies == {"sid": "s-1"}
+
+
+REPLY_HEADERS = [
+    ("Content-Type", "text/plain; charset=latin-1"),
+    ("X-Twice", "first"),
+    ("x-twice", "second"),
+    ("Set-Cookie", "sid=s-1; Path=/"),
+]
+
+
 def test_the_in_process_client_encodes_each_character_as_requests_does():
     """Each character alone and among those urlencode keeps as they are, as name and value."""
     for code in [*range(128), 0xE9, 0x20AC]:
@@ -205,5 +231,7 @@ VALUES = st.one_of(st.text(), st.integers(), st.binary(), st.none(), st.booleans
 
 
 @given(st.dictionaries(st.text(), st.one_of(VALUES, st.lists(VALUES))))
+@example({"a": "b&c=d"})  # two plain pairs, written plain, but one pair sent
+@example({"a=b&c": ["d", "e"]})
 def test_the_in_process_client_encodes_a_form_as_requests_does(form):
     assert _encode(form) == RequestEncodingMixin._encode_params(form)
