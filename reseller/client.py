@@ -352,17 +352,27 @@ def _listed_service(row: ET.Element, type: str) -> RemoteService:
     ip = cells.get("ip", "")
     if type == "soft" and ip:
         params["ip"] = ip  # a licence's IP is what it is bound to, not an address it has
+    return _service_of(
+        cells, type, "pricelist_id", {}, params, [ip] if ip and type != "soft" else []
+    )
+
+
+def _service_of(
+    cells: dict, type: str, tariff: str, addons: dict, params: dict, ips: list
+) -> RemoteService:
+    """A service from a list row's or form's cells, its tariff's id in the cell `tariff`."""
     return RemoteService(
         id=_whole(cells.get("id", ""), "<id>"),
         type=type,
         name=cells.get("name", ""),
-        tariff=_whole(cells.get("pricelist_id", ""), "<pricelist_id>"),
+        tariff=_whole(cells.get(tariff, ""), f"<{tariff}>"),
         period=_whole(cells.get("period", ""), "<period>"),
         status=_whole(cells.get("status", ""), "<status>"),
         expires=_date(cells.get("expiredate", "")),
         remoteid=cells.get("remoteid", ""),
+        addons=addons,
         params=params,
-        ips=[ip] if ip and type != "soft" else [],
+        ips=ips,
     )
 
 
@@ -555,19 +565,8 @@ class SellerClient:
         if type == "soft":
             # the licence form shows its name and IP as fields of their own
             params.update({k: fields[k] for k in ("licname", "ip") if fields.get(k)})
-        return RemoteService(
-            id=_whole(fields.get("id", ""), "<id>"),
-            type=type,
-            name=fields.get("name", ""),
-            tariff=_whole(fields.get("pricelist", ""), "<pricelist>"),
-            period=_whole(fields.get("period", ""), "<period>"),
-            status=_whole(fields.get("status", ""), "<status>"),
-            expires=_date(fields.get("expiredate", "")),
-            remoteid=fields.get("remoteid", ""),
-            addons=addons,
-            params=params,
-            ips=[] if type == "soft" else [(e.text or "") for e in root.findall("ip")],
-        )
+        ips = [] if type == "soft" else [(e.text or "") for e in root.findall("ip")]
+        return _service_of(fields, type, "pricelist", addons, params, ips)
 
     def prolong(self, service_id: int, period: int) -> date | None:
         root = self.call("service.prolong", elid=service_id, period=period, sok="ok")
