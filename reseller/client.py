@@ -178,62 +178,128 @@ class KeptRows:
 
     def __init__(self, row: Callable[[ET.Element], object]):
         self.row = row
-        self._kept: tuple[bytes | None, dict[bytes, object]] = (None, {})  # its head, its rows
+        # its head, its rows in order, and what was made of each row by its bytes (with its
+        # place in that order)
+        self._kept: tuple[bytes | None, list[bytes], dict[bytes, tuple[int, object]]]
+        self._kept = (None, [], {})
 
     def parse(self, content: bytes) -> tuple[ET.Element, list, SellerUnavailable | None]:
         """What `_parsed_rows(content, self.row)` gives, a kept row taken as made rather than
-        parsed: the reply is parsed with `<elem/>` in its place. Where every row cut out is one
-        of the root's `elem` children (none in a comment, CDATA or another element), a kept row
-        is a whole element, read alike in any reply of the same head (its encoding, DTD and
-        namespaces), so the reply reads as the one parsed; otherwise it is parsed whole."""
-        apart = _rows_apart(content)
+        parsed: the reply is parsed with `<elem/>` in place of each run of kept rows. Where every
+        row cut out is one of the root's `elem` children (none in a comment, CDATA or another
+        element), a kept row is a whole element, read alike in any reply of the same head (its
+        encoding, DTD and namespaces), so the reply reads as the one parsed; otherwise it is
+        parsed whole. A run stands for its rows: nothing lies between them, so the root keeps
+        the same children, text and tails whether they are one element or many."""
+        kept_head, last, kept = self._kept
+        apart = _rows_apart(content, last, kept)
         if apart is None:
-            self._kept = (None, {})
+            self._kept = (None, [], {})
             return _parsed_rows(content, self.row)
-        head, bodies, between = apart
-        kept_head, kept = self._kept
+        head, found, between = apart
         if head != kept_head:
             kept = {}
         parts = [head]
-        for body, rest in zip(bodies, between, strict=True):
-            parts += (b"<elem/>",) if body in kept else (b"<elem>", body, b"</elem>")
-            parts.append(rest)
+        pieces: list = []  # a row not kept (its bytes), or a run of kept ones (a list)
+        run: list | None = None
+        for row, rest in zip(found, between, strict=True):
+            made_before = kept.get(row)
+            if made_before is None:
+                pieces.append(row)
+                parts.append(row)
+                run = None
+            elif run is None:
+                run = [(row, made_before[1])]
+                pieces.append(run)
+                parts.append(b"<elem/>")
+            else:
+                run.append((row, made_before[1]))
+            if rest:
+                parts.append(rest)
+                run = None
         try:
             root = _tree(b"".join(parts))
         except ET.ParseError:
             return _parsed_rows(content, self.row)  # the reply's own error, word for word
-        rows = [child for child in root if child.tag == "elem"]
-        if len(rows) != len(bodies):
-            self._kept = (None, {})
+        elements = [child for child in root if child.tag == "elem"]
+        if len(elements) != len(pieces):
+            self._kept = (None, [], {})
             return _parsed_rows(content, self.row)
-        made, now_kept, bad = [], {}, None
-        for element, body in zip(rows, bodies, strict=True):
-            value = kept.get(body, element)
-            if value is element:  # not kept: made now
-                try:
-                    value = self.row(element)
-                except SellerUnavailable as error:
-                    bad = error
-                    break
-            now_kept[body] = value
+        made: list = []
+        now_kept: dict[bytes, tuple[int, object]] = {}
+        bad = None
+        for element, piece in zip(elements, pieces, strict=True):
+            if type(piece) is list:
+                for row, value in piece:
+                    now_kept[row] = (len(made), value)
+                    made.append(value)
+                continue
+            try:
+                value = self.row(element)
+            except SellerUnavailable as error:
+                bad = error
+                break
+            now_kept[piece] = (len(made), value)
             made.append(value)
         root[:] = [child for child in root if child.tag != "elem"]
-        self._kept = (head, now_kept)
+        self._kept = (head, found[: len(made)], now_kept)
         return root, made, bad
 
 
-def _rows_apart(content: bytes) -> tuple[bytes, list[bytes], list[bytes]] | None:
-    """A reply cut around its rows: what comes before the first `<elem>`, what lies between
-    each `<elem>` and the `</elem>` after it, and what follows that up to the next; None where
-    an `elem` tag (or one of a longer name) has another form, or a row has no `</elem>`."""
-    head, *pieces = content.split(b"<elem>")
-    count = len(pieces)
-    if content.count(b"<elem") != count or content.count(b"</elem") != count:
+OPEN, CLOSE = b"<elem>", b"</elem>"
+
+
+def _rows_apart(
+    content: bytes, last: list[bytes] = (), places: dict[bytes, tuple] | None = None
+) -> tuple[bytes, list[bytes], list[bytes]] | None:
+    """A reply cut around its rows: what comes before the first `<elem>`, each row from its
+    `<elem>` to the `</elem>` after it, and what follows each up to the next; None where an
+    `elem` tag (or one of a longer name) has another form, or a row has no `</elem>`.
+
+    `last`, the rows of a reply before in order, and `places`, each one's place there by its
+    bytes: a row of `last` found where the one before it ends is taken without a search (it
+    holds no other `elem` tag, so it ends there too), and a 10,000-row list is cut in one
+    pass rather than split and counted. The rest is searched for `elem` tags piece by piece:
+    none spans two pieces, as a row begins with `<` and ends with `>`.
+    """
+    start = content.find(OPEN)
+    end = len(content)
+    if start < 0:
+        start = end
+    head = content[:start]
+    if b"<elem" in head or b"</elem" in head:
         return None
-    parted = [piece.partition(b"</elem>") for piece in pieces]
-    if not all(closed for _, closed, _ in parted):  # as many closing tags as rows: one each
-        return None
-    return head, [body for body, _, _ in parted], [rest for _, _, rest in parted]
+    found: list[bytes] = []
+    between: list[bytes] = []
+    follows, count = 0, len(last)  # the place in `last` of the row expected next
+    while start < end:
+        if follows < count and content.startswith(last[follows], start):
+            row = last[follows]
+        else:
+            close = content.find(CLOSE, start + 6)
+            if close < 0:
+                return None
+            row = content[start : close + 7]
+            if row.find(b"<elem", 1) >= 0 or row.find(b"</elem") != len(row) - 7:
+                return None
+            place = places.get(row) if places else None
+            if place is not None:
+                follows = place[0]  # found elsewhere: the rows after it may follow it here too
+        found.append(row)
+        follows += 1
+        start += len(row)
+        if content.startswith(OPEN, start):
+            between.append(b"")
+            continue
+        following = content.find(OPEN, start)
+        if following < 0:
+            following = end
+        rest = content[start:following]
+        if b"<elem" in rest or b"</elem" in rest:
+            return None
+        between.append(rest)
+        start = following
+    return head, found, between
 
 
 def _first_start(parser: ET.XMLPullParser, root: ET.Element | None) -> ET.Element | None:
