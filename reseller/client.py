@@ -613,10 +613,15 @@ class SellerClient:
         the whole list's rows kept (`KeptRows`) for the next one, each given out as a copy."""
         if remoteid is not None:
             return self.call_rows(type, partial(_listed_service, type=type), remoteid=remoteid)[1]
+        return [_copy(service) for service in self.services_as_kept(type)]
+
+    def services_as_kept(self, type: str) -> list[RemoteService]:
+        """`services(type)` without the copies: the services kept for the next list, to be
+        read and not changed (a change would show in every later list of this client)."""
         kept = self._kept_lists.get(type)
         if kept is None:
             kept = self._kept_lists[type] = KeptRows(partial(_listed_service, type=type))
-        return [_copy(service) for service in self.call_rows(type, kept)[1]]
+        return self.call_rows(type, kept)[1]
 
     def service(self, type: str, service_id: int) -> RemoteService:
         """One service in full: add-on values, parameters and every IP."""
