@@ -178,10 +178,9 @@ class KeptRows:
 
     def __init__(self, row: Callable[[ET.Element], object]):
         self.row = row
-        # its head, its rows in order, and what was made of each row by its bytes (with its
-        # place in that order)
-        self._kept: tuple[bytes | None, list[bytes], dict[bytes, tuple[int, object]]]
-        self._kept = (None, [], {})
+        # its head, its rows in order, what was made of each, and each row's place by its bytes
+        self._kept: tuple[bytes | None, list[bytes], list, dict[bytes, int]]
+        self._kept = (None, [], [], {})
 
     def parse(self, content: bytes) -> tuple[ET.Element, list, SellerUnavailable | None]:
         """What `_parsed_rows(content, self.row)` gives, a kept row taken as made rather than
@@ -191,58 +190,56 @@ class KeptRows:
         encoding, DTD and namespaces), so the reply reads as the one parsed; otherwise it is
         parsed whole. A run stands for its rows: nothing lies between them, so the root keeps
         the same children, text and tails whether they are one element or many."""
-        kept_head, last, kept = self._kept
-        apart = _rows_apart(content, last, kept)
+        kept_head, last, values, places = self._kept
+        apart = _rows_apart(content, last, places)
         if apart is None:
-            self._kept = (None, [], {})
+            self._kept = (None, [], [], {})
             return _parsed_rows(content, self.row)
         head, found, between = apart
         if head != kept_head:
-            kept = {}
+            places = {}
         parts = [head]
-        pieces: list = []  # a row not kept (its bytes), or a run of kept ones (a list)
-        run: list | None = None
+        made: list = []  # each row's value, or its bytes until it is made
+        fresh: list[tuple[int, int]] = []  # each row not kept: its place in `parts`, in `made`
+        pieces = 0  # rows not kept and runs of kept ones
+        in_run = False
         for row, rest in zip(found, between, strict=True):
-            made_before = kept.get(row)
-            if made_before is None:
-                pieces.append(row)
+            place = places.get(row)
+            if place is None:
+                fresh.append((pieces, len(made)))
+                made.append(row)
                 parts.append(row)
-                run = None
-            elif run is None:
-                run = [(row, made_before[1])]
-                pieces.append(run)
-                parts.append(b"<elem/>")
+                pieces += 1
+                in_run = False
             else:
-                run.append((row, made_before[1]))
+                made.append(values[place])
+                if not in_run:
+                    parts.append(b"<elem/>")
+                    pieces += 1
+                    in_run = True
             if rest:
                 parts.append(rest)
-                run = None
+                in_run = False
         try:
             root = _tree(b"".join(parts))
         except ET.ParseError:
             return _parsed_rows(content, self.row)  # the reply's own error, word for word
         elements = [child for child in root if child.tag == "elem"]
-        if len(elements) != len(pieces):
-            self._kept = (None, [], {})
+        if len(elements) != pieces:
+            self._kept = (None, [], [], {})
             return _parsed_rows(content, self.row)
-        made: list = []
-        now_kept: dict[bytes, tuple[int, object]] = {}
         bad = None
-        for element, piece in zip(elements, pieces, strict=True):
-            if type(piece) is list:
-                for row, value in piece:
-                    now_kept[row] = (len(made), value)
-                    made.append(value)
-                continue
+        for piece, at in fresh:
             try:
-                value = self.row(element)
+                made[at] = self.row(elements[piece])
             except SellerUnavailable as error:
                 bad = error
+                del made[at:]
                 break
-            now_kept[piece] = (len(made), value)
-            made.append(value)
         root[:] = [child for child in root if child.tag != "elem"]
-        self._kept = (head, found[: len(made)], now_kept)
+        found = found[: len(made)]
+        places = dict(zip(found, range(len(found)), strict=True))
+        self._kept = (head, found, list(made), places)  # the caller's list its own
         return root, made, bad
 
 
@@ -250,7 +247,7 @@ OPEN, CLOSE = b"<elem>", b"</elem>"
 
 
 def _rows_apart(
-    content: bytes, last: list[bytes] = (), places: dict[bytes, tuple] | None = None
+    content: bytes, last: list[bytes] = (), places: dict[bytes, int] | None = None
 ) -> tuple[bytes, list[bytes], list[bytes]] | None:
     """A reply cut around its rows: what comes before the first `<elem>`, each row from its
     `<elem>` to the `</elem>` after it, and what follows each up to the next; None where an
@@ -284,7 +281,7 @@ def _rows_apart(
                 return None
             place = places.get(row) if places else None
             if place is not None:
-                follows = place[0]  # found elsewhere: the rows after it may follow it here too
+                follows = place  # found elsewhere: the rows after it may follow it here too
         found.append(row)
         follows += 1
         start += len(row)
