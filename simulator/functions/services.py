@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from functools import partial
 from xml.etree import ElementTree as ET
 
 from simulator.formats import action, data, el, fields, form, row_xml, slist
@@ -122,7 +123,7 @@ def service_list(call: Call):
         call,
         services,
         lambda service: service_row(seller, service, prices),
-        lambda service: service_row_xml(seller, service, prices),
+        partial(service_row_xml, seller, prices=prices),  # no frame of its own per row
     )
 
 
