@@ -118,8 +118,9 @@ class Reconciler(Job):
             rows[itemtype] = {s.id: s for s in listed}
         days: dict = {}  # each expiry a list shows, as held here: a list shows few
         differing = []
+        unlisted: dict = {}  # a type with no list read: none of its services' rows
         for item in held:
-            row = rows.get(item.itemtype, {}).get(item.remote_id)
+            row = rows.get(item.itemtype, unlisted).get(item.remote_id)
             if row is None or item.id in awaiting:
                 differing.append(item.id)
                 continue
