@@ -178,62 +178,125 @@ class KeptRows:
 
     def __init__(self, row: Callable[[ET.Element], object]):
         self.row = row
-        self._kept: tuple[bytes | None, dict[bytes, object]] = (None, {})  # its head, its rows
+        # its head, its rows in order, what was made of each, and each row's place by its bytes
+        self._kept: tuple[bytes | None, list[bytes], list, dict[bytes, int]]
+        self._kept = (None, [], [], {})
 
     def parse(self, content: bytes) -> tuple[ET.Element, list, SellerUnavailable | None]:
         """What `_parsed_rows(content, self.row)` gives, a kept row taken as made rather than
-        parsed: the reply is parsed with `<elem/>` in its place. Where every row cut out is one
-        of the root's `elem` children (none in a comment, CDATA or another element), a kept row
-        is a whole element, read alike in any reply of the same head (its encoding, DTD and
-        namespaces), so the reply reads as the one parsed; otherwise it is parsed whole."""
-        apart = _rows_apart(content)
+        parsed: the reply is parsed with `<elem/>` in place of each run of kept rows. Where every
+        row cut out is one of the root's `elem` children (none in a comment, CDATA or another
+        element), a kept row is a whole element, read alike in any reply of the same head (its
+        encoding, DTD and namespaces), so the reply reads as the one parsed; otherwise it is
+        parsed whole. A run stands for its rows: nothing lies between them, so the root keeps
+        the same children, text and tails whether they are one element or many."""
+        kept_head, last, values, places = self._kept
+        apart = _rows_apart(content, last, places)
         if apart is None:
-            self._kept = (None, {})
+            self._kept = (None, [], [], {})
             return _parsed_rows(content, self.row)
-        head, bodies, between = apart
-        kept_head, kept = self._kept
+        head, found, between = apart
         if head != kept_head:
-            kept = {}
+            places = {}
         parts = [head]
-        for body, rest in zip(bodies, between, strict=True):
-            parts += (b"<elem/>",) if body in kept else (b"<elem>", body, b"</elem>")
-            parts.append(rest)
+        made: list = []  # each row's value, or its bytes until it is made
+        fresh: list[tuple[int, int]] = []  # each row not kept: its place in `parts`, in `made`
+        pieces = 0  # rows not kept and runs of kept ones
+        in_run = False
+        for row, rest in zip(found, between, strict=True):
+            place = places.get(row)
+            if place is None:
+                fresh.append((pieces, len(made)))
+                made.append(row)
+                parts.append(row)
+                pieces += 1
+                in_run = False
+            else:
+                made.append(values[place])
+                if not in_run:
+                    parts.append(b"<elem/>")
+                    pieces += 1
+                    in_run = True
+            if rest:
+                parts.append(rest)
+                in_run = False
         try:
             root = _tree(b"".join(parts))
         except ET.ParseError:
             return _parsed_rows(content, self.row)  # the reply's own error, word for word
-        rows = [child for child in root if child.tag == "elem"]
-        if len(rows) != len(bodies):
-            self._kept = (None, {})
+        elements = [child for child in root if child.tag == "elem"]
+        if len(elements) != pieces:
+            self._kept = (None, [], [], {})
             return _parsed_rows(content, self.row)
-        made, now_kept, bad = [], {}, None
-        for element, body in zip(rows, bodies, strict=True):
-            value = kept.get(body, element)
-            if value is element:  # not kept: made now
-                try:
-                    value = self.row(element)
-                except SellerUnavailable as error:
-                    bad = error
-                    break
-            now_kept[body] = value
-            made.append(value)
+        bad = None
+        for piece, at in fresh:
+            try:
+                made[at] = self.row(elements[piece])
+            except SellerUnavailable as error:
+                bad = error
+                del made[at:]
+                break
         root[:] = [child for child in root if child.tag != "elem"]
-        self._kept = (head, now_kept)
+        found = found[: len(made)]
+        places = dict(zip(found, range(len(found)), strict=True))
+        self._kept = (head, found, list(made), places)  # the caller's list its own
         return root, made, bad
 
 
-def _rows_apart(content: bytes) -> tuple[bytes, list[bytes], list[bytes]] | None:
-    """A reply cut around its rows: what comes before the first `<elem>`, what lies between
-    each `<elem>` and the `</elem>` after it, and what follows that up to the next; None where
-    an `elem` tag (or one of a longer name) has another form, or a row has no `</elem>`."""
-    head, *pieces = content.split(b"<elem>")
-    count = len(pieces)
-    if content.count(b"<elem") != count or content.count(b"</elem") != count:
+OPEN, CLOSE = b"<elem>", b"</elem>"
+
+
+def _rows_apart(
+    content: bytes, last: list[bytes] = (), places: dict[bytes, int] | None = None
+) -> tuple[bytes, list[bytes], list[bytes]] | None:
+    """A reply cut around its rows: what comes before the first `<elem>`, each row from its
+    `<elem>` to the `</elem>` after it, and what follows each up to the next; None where an
+    `elem` tag (or one of a longer name) has another form, or a row has no `</elem>`.
+
+    `last`, the rows of a reply before in order, and `places`, each one's place there by its
+    bytes: a row of `last` found where the one before it ends is taken without a search (it
+    holds no other `elem` tag, so it ends there too), and a 10,000-row list is cut in one
+    pass rather than split and counted. The rest is searched for `elem` tags piece by piece:
+    none spans two pieces, as a row begins with `<` and ends with `>`.
+    """
+    start = content.find(OPEN)
+    end = len(content)
+    if start < 0:
+        start = end
+    head = content[:start]
+    if b"<elem" in head or b"</elem" in head:
         return None
-    parted = [piece.partition(b"</elem>") for piece in pieces]
-    if not all(closed for _, closed, _ in parted):  # as many closing tags as rows: one each
-        return None
-    return head, [body for body, _, _ in parted], [rest for _, _, rest in parted]
+    found: list[bytes] = []
+    between: list[bytes] = []
+    follows, count = 0, len(last)  # the place in `last` of the row expected next
+    while start < end:
+        if follows < count and content.startswith(last[follows], start):
+            row = last[follows]
+        else:
+            close = content.find(CLOSE, start + 6)
+            if close < 0:
+                return None
+            row = content[start : close + 7]
+            if row.find(b"<elem", 1) >= 0 or row.find(b"</elem") != len(row) - 7:
+                return None
+            place = places.get(row) if places else None
+            if place is not None:
+                follows = place  # found elsewhere: the rows after it may follow it here too
+        found.append(row)
+        follows += 1
+        start += len(row)
+        if content.startswith(OPEN, start):
+            between.append(b"")
+            continue
+        following = content.find(OPEN, start)
+        if following < 0:
+            following = end
+        rest = content[start:following]
+        if b"<elem" in rest or b"</elem" in rest:
+            return None
+        between.append(rest)
+        start = following
+    return head, found, between
 
 
 def _first_start(parser: ET.XMLPullParser, root: ET.Element | None) -> ET.Element | None:
@@ -547,10 +610,15 @@ class SellerClient:
         the whole list's rows kept (`KeptRows`) for the next one, each given out as a copy."""
         if remoteid is not None:
             return self.call_rows(type, partial(_listed_service, type=type), remoteid=remoteid)[1]
+        return [_copy(service) for service in self.services_as_kept(type)]
+
+    def services_as_kept(self, type: str) -> list[RemoteService]:
+        """`services(type)` without the copies: the services kept for the next list, to be
+        read and not changed (a change would show in every later list of this client)."""
         kept = self._kept_lists.get(type)
         if kept is None:
             kept = self._kept_lists[type] = KeptRows(partial(_listed_service, type=type))
-        return [_copy(service) for service in self.call_rows(type, kept)[1]]
+        return self.call_rows(type, kept)[1]
 
     def service(self, type: str, service_id: int) -> RemoteService:
         """One service in full: add-on values, parameters and every IP."""

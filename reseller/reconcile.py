@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from reseller import collector
-from reseller.client import LIST_ROW_PARAMS
+from reseller.client import LIST_ROW_PARAMS, RemoteService
 from reseller.errors import ResellerError, SellerError
 from reseller.events import overwritten_by_later
 from reseller.job import Job
@@ -109,20 +109,26 @@ class Reconciler(Job):
         full. Each is compared as its row shows it, its add-ons and other parameters unread."""
         held = self.store.items_as_listed(module.id, LIST_ROW_PARAMS)
         awaiting = self.store.items_awaiting_seller(module.id)
-        rows = {}
+        rows: dict[str, dict[int, RemoteService]] = {}  # by type, then by the seller's id
         for itemtype in sorted({i.itemtype for i in held if i.remote_id is not None}):
             try:
-                listed = seller.services(itemtype)
+                listed = seller.services_as_kept(itemtype)  # only read here
             except SellerError:
                 continue  # a list refused: its services are read one by one, as ever
-            rows.update({(itemtype, s.id): s for s in listed})
-        differing = [
-            item.id
-            for item in held
-            if (row := rows.get((item.itemtype, item.remote_id))) is None
-            or item.id in awaiting
-            or not _row_agrees(item, row)
-        ]
+            rows[itemtype] = {s.id: s for s in listed}
+        days: dict = {}  # each expiry a list shows, as held here: a list shows few
+        differing = []
+        unlisted: dict = {}  # a type with no list read: none of its services' rows
+        for item in held:
+            row = rows.get(item.itemtype, unlisted).get(item.remote_id)
+            if row is None or item.id in awaiting:
+                differing.append(item.id)
+                continue
+            shown = days.get(row.expires, days)
+            if shown is days:
+                shown = days[row.expires] = day(row.expires)
+            if not _row_agrees(item, row, shown):
+                differing.append(item.id)
         return self.store.items_of_ids(differing)
 
     def repair(self, reading: Reading, now: datetime) -> list[str]:
@@ -291,11 +297,17 @@ class Reconciler(Job):
         raise ResellerError("unknown", f"no module's seller account has a service {remote_id}")
 
 
-def _row_agrees(item: ItemAsListed, row) -> bool:
-    """Whether a service's list row shows what is held here (a row shows one IP at most)."""
+def _row_agrees(item: ItemAsListed, row: RemoteService, expiredate: str | None) -> bool:
+    """Whether a service's list row, its expiry shown as `expiredate`, shows what is held here
+    (a row shows one IP at most)."""
+    ips = row.ips
     return (
         row.status == item.status
-        and day(row.expires) == item.expiredate
-        and (set(row.ips) <= set(item.ips) if row.ips else not item.ips)
-        and row.params.items() <= item.params.items()
+        and expiredate == item.expiredate
+        and (
+            (ips[0] in item.ips if len(ips) == 1 else set(ips) <= set(item.ips))
+            if ips
+            else not item.ips
+        )
+        and (not row.params or row.params.items() <= item.params.items())
     )

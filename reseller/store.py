@@ -901,16 +901,10 @@ class Store:
         return self._items("remote_module = ?", [remote_module])
 
     def items_as_listed(self, remote_module: int, params: Iterable[str]) -> list[ItemAsListed]:
-        """The module's items by id as their list rows show them, with only the `params` a row
-        shows: a daily reconcile compares thousands, and their add-ons and other parameters
-        would cross into Python for nothing."""
-        rows = self.db.execute(
-            "select id, itemtype, remote_id, status, expiredate from item "
-            "where remote_module = ? order by id",
-            [remote_module],
-        ).fetchall()
-        params_of: dict[int, dict] = {r[0]: {} for r in rows}
-        ips: dict[int, list] = {r[0]: [] for r in rows}
+        """The module's items as their list rows show them, with only the `params` a row shows,
+        in the order SQLite finds them: a daily reconcile compares thousands, and their add-ons
+        and other parameters would cross into Python for nothing."""
+        params_of: dict[int, dict] = {}
         # the parameters found by their names' index (CROSS JOIN keeps it the outer loop): most
         # services have none of them, and a probe per service and name costs more than the rest
         for item, name, value in self.db.execute(
@@ -919,18 +913,24 @@ class Store:
             "and i.remote_module = ?",
             [json.dumps(list(params)), remote_module],
         ):
-            if item in params_of:  # not an item added since the first query
-                params_of[item][name] = value
-        # the IPs in the order they were added, sorted by SQLite: a sort per service in Python
-        # cost a fifth of this read
-        for item, ip in self.db.execute(
-            "select item, ip from item_ip where item in (select id from item where "
-            "remote_module = ?) order by rowid",
+            params_of.setdefault(item, {})[name] = value
+        # each item with its IPs (in no order: a row's IP is only looked for among them), in
+        # one query read as the indexes give it: two, each sorted, cost half as much again
+        held: dict[int, ItemAsListed] = {}
+        for item, itemtype, remote_id, status, expiredate, has_ip, ip in self.db.execute(
+            "select i.id, i.itemtype, i.remote_id, i.status, i.expiredate, p.item, p.ip "
+            "from item i left join item_ip p on p.item = i.id where i.remote_module = ?",
             [remote_module],
         ):
-            if item in ips:
-                ips[item].append(ip)
-        return [ItemAsListed(*r, params_of[r[0]], ips[r[0]]) for r in rows]
+            found = held.get(item)
+            if found is not None:
+                found.ips.append(ip)
+                continue
+            ips = [] if has_ip is None else [ip]
+            held[item] = ItemAsListed(
+                item, itemtype, remote_id, status, expiredate, params_of.get(item) or {}, ips
+            )
+        return list(held.values())
 
     def items_of_ids(self, item_ids: list[int]) -> list[Item]:
         """The items of `item_ids` that exist, by id, in one query however many."""

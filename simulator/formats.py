@@ -22,7 +22,7 @@ import copy
 import io
 import json
 import re
-from itertools import repeat
+from itertools import islice, repeat
 from xml.etree import ElementTree as ET
 
 LIST, FORM, ACTION, DATA, ERROR = "list", "form", "action", "data", "error"
@@ -566,8 +566,9 @@ def _xml(document: Document, context: dict) -> bytes:
         written = map(made.written, made.things)  # rows the row maker keeps written
     else:
         written = map(_row, made)  # each row made as it is written, and dropped
-    for row in written:
-        writer.parts.append(row)
+    parts = writer.parts
+    while chunk := list(islice(written, CHUNK_ROWS)):  # not a call per row to spill
+        parts += chunk
         writer.spill(CHUNK_ROWS)
     _write_children(document._tail, writer.parts)
     writer.parts.append(f"</{root.tag}>")

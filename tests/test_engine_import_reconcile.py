@@ -603,3 +603,38 @@ def test_a_drift_no_list_row_shows_waits_for_a_reconcile_that_reads_every_form(
     engine.reconcile("seller", sim.now)
 
     assert store.item(item).params["hostname"] == "web9"
+
+
+def test_the_daily_reconcile_reads_each_service_whose_row_shows_another_expiry_than_ours(
+    engine, tariff, sim, store
+):
+    monthly, quarterly = active(engine, sim), active(engine, sim, period=3)
+    same = active(engine, sim)
+    shown = {item: store.item(item).expiredate for item in (monthly, quarterly)}
+    store.update_item(monthly, expiredate=shown[quarterly])  # as a lost event would leave it
+    store.update_item(quarterly, expiredate=shown[monthly])
+    up_to_midnight_with_events_lost(engine, sim)
+    calls = len(sim.calls())
+
+    midnight = engine.cron(sim.now).modules["seller"]
+
+    reads = [c["params"].get("elid") for c in sim.calls()[calls:] if c["func"] == "vds.edit"]
+    assert reads == [str(remote_of(engine, monthly)), str(remote_of(engine, quarterly))]
+    assert {item: store.item(item).expiredate for item in shown} == shown
+    assert not [line for line in midnight.reconciled if f"service {same}:" in line]
+
+
+def test_the_daily_reconcile_leaves_the_lists_kept_rows_as_the_seller_shows_them(
+    engine, tariff, module, sim, store
+):
+    items = [active(engine, sim) for _ in range(3)]
+    sim.act("suspend", service=remote_of(engine, items[1]))
+    sim.act("add_ip", service=remote_of(engine, items[2]), ip="203.0.113.99")
+    up_to_midnight_with_events_lost(engine, sim)
+    seller = engine.seller(engine.module(module))
+    assert engine.cron(sim.now).modules["seller"].reconciled
+
+    again = seller.services("vds")
+
+    fresh = SellerClient(seller.url, seller.login, seller._password, seller.http)
+    assert again == fresh.services("vds")

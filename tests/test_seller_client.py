@@ -480,6 +480,42 @@ def test_a_list_read_with_the_last_replys_rows_kept_reads_as_a_new_client_reads_
         assert read(warm) == read(lists_in_turn(reply)), reply
 
 
+# Replies in turn whose rows move: one gone, one new, the order turned, a row changed amid
+# unchanged ones, kept rows parted by text, by another element, or by a comment they end up in,
+# a bad row twice.
+MOVES = [
+    listing(row(1), row(2), row(3), row(4)),
+    listing(row(1), row(3), row(4)),
+    listing(row(1), row(5), row(3), row(4)),
+    listing(row(4), row(3), row(1), row(5)),
+    listing(row(4), row(3, status=3), row(1), row(5)),
+    listing(row(4), b"\n ", row(3, status=3), b"<x>1</x>", row(1), row(5)),
+    listing(row(4), b"<!-- ", row(3, status=3), b" -->", row(1), row(5)),
+    listing(row(4), row(3, status=3), row(1), row(5)),
+    listing(row(4), row(3, status=3), b"<x>", row(1), b"</x>", row(5)),
+    listing(row(4), row(4), row(3, status=3), row(1), row(5), row(5)),
+    listing(),
+    listing(row(4), row(3, status=3)),
+    listing(row(4), row(3, status="three"), row(1)),
+    listing(row(4), row(3, status="three"), row(1)),
+    listing(row(4), row(1)),
+]
+
+
+def test_a_list_whose_kept_rows_move_or_are_parted_reads_as_a_new_client_reads_it():
+    warm = lists_in_turn(*MOVES)
+
+    for reply in MOVES:
+        assert read(warm) == read(lists_in_turn(reply)), reply
+
+
+def test_the_list_of_services_as_kept_is_its_callers_own():
+    seller = lists_in_turn(*[listing(row(1), row(2))] * 2)
+    seller.services_as_kept("vds").clear()
+
+    assert [s.id for s in seller.services_as_kept("vds")] == [1, 2]
+
+
 def test_a_listed_service_is_its_callers_own_though_its_row_is_kept():
     seller = lists_in_turn(*[listing(row(1, "a&amp;b"))] * 3)
     seller.services("vds")

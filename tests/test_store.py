@@ -208,3 +208,42 @@ def test_a_store_in_memory_starts_empty_with_every_table_whatever_the_first_one_
     assert "left_by_a_test" not in second.db.table_names()
     assert schema(second) == [row for row in schema(first) if row[1] != "left_by_a_test"]
     assert {"item", "runningoperation", "itemevent"} <= set(second.db.table_names())
+
+
+def test_the_items_as_listed_hold_each_of_the_modules_items_with_its_every_ip_and_listed_param():
+    store = Store()
+    try:
+        ips = {"bare": [], "one": ["10.0.0.1"], "two": ["10.0.0.3", "10.0.0.2"]}
+        items = {}
+        for module, name in ((1, "bare"), (1, "one"), (2, "other"), (1, "two")):
+            items[name] = store.add_item(
+                account=1,
+                pricelist=1,
+                itemtype="vds",
+                status=2,
+                period=1,
+                remote_module=module,
+                remote_id=len(items) + 10,
+                expiredate="2026-02-01",
+            )
+        for name, addresses in ips.items():
+            store.set_ips(items[name], addresses)
+        store.set_ips(items["other"], ["10.0.0.9"])
+        store.set_item_param(items["two"], "domain", "shop.example")
+        store.set_item_param(items["two"], "ostempl", "debian-12")  # no list row shows it
+        store.set_item_param(items["other"], "domain", "other.example")
+
+        held = {i.id: i for i in store.items_as_listed(1, ("domain", "ip"))}
+
+        assert sorted(held) == sorted(items[name] for name in ips)
+        assert {name: sorted(held[items[name]].ips) for name in ips} == {
+            name: sorted(addresses) for name, addresses in ips.items()
+        }
+        assert [held[items[name]].params for name in ips] == [{}, {}, {"domain": "shop.example"}]
+        assert {(i.remote_id, i.status, i.expiredate) for i in held.values()} == {
+            (10, 2, "2026-02-01"),
+            (11, 2, "2026-02-01"),
+            (13, 2, "2026-02-01"),
+        }
+    finally:
+        store.close()

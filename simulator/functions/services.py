@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from functools import partial
 from xml.etree import ElementTree as ET
 
 from simulator.formats import action, data, el, fields, form, row_xml, slist
@@ -98,13 +99,13 @@ def service_row_xml(seller: Seller, service: Service, prices: dict | None = None
         tariff.datacenter,
         seller.currency,
     )
+    kept = WRITTEN_ROWS.get(service.id)
+    if kept is not None and kept[0] == inputs:  # kept inputs hash: no list or dict equals them
+        return kept[1]
     try:
         hash(inputs)
     except TypeError:  # a value that may change in place (a snapshot's odd param): not kept
         return row_xml(service_row(seller, service, prices))
-    kept = WRITTEN_ROWS.get(service.id)
-    if kept is not None and kept[0] == inputs:
-        return kept[1]
     written = row_xml(service_row(seller, service, prices))
     if len(WRITTEN_ROWS) >= WRITTEN_ROWS_KEPT:
         for old in list(WRITTEN_ROWS)[: WRITTEN_ROWS_KEPT // 2]:
@@ -122,7 +123,7 @@ def service_list(call: Call):
         call,
         services,
         lambda service: service_row(seller, service, prices),
-        lambda service: service_row_xml(seller, service, prices),
+        partial(service_row_xml, seller, prices=prices),  # no frame of its own per row
     )
 
 
