@@ -388,6 +388,20 @@ class ItemAsListed:
     ips: list[str]
 
 
+@dataclass(slots=True)  # a poll may apply thousands of events: no __dict__ each
+class ItemAsPolled:
+    """What applying a seller's events reads of a service, as held here: its link, tariff,
+    status and expiry. Its add-ons, params and IPs are written by the events, not read: an
+    add-on change weighed for completion reads the add-ons the store holds at that moment."""
+
+    id: int
+    pricelist: int
+    remote_module: int
+    remote_id: int | None
+    status: int
+    expiredate: str | None
+
+
 def identities(itemtype: str, params: dict[str, str], ips: list[str]) -> set[tuple[str, str]]:
     """The duplicate rule by type (seeds: "the IP address, identifier in the control panel, or
     username"): a VPS or dedicated server is its IP addresses, a hosting account its username,
