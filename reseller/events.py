@@ -120,6 +120,7 @@ class Events(Job):
                 if index % APPLY_CHUNK == 0:  # the services of the next events, read together
                     chunk = pending[index : index + APPLY_CHUNK]
                     items = self.store.items_of_remotes(module.id, {e.remote_item for e in chunk})
+                    self._chunk, self._ahead = items, None
                 item = items.get(event.remote_item) or self._item_by_remoteid(module, event)
                 if item is None:
                     self.store.mark_unmatched(event.id)
@@ -140,14 +141,23 @@ class Events(Job):
 
     def _operations(self, item: ItemAsPolled) -> list[Operation]:
         """`Store.operations_from_first_awaiting`, without a query for a service that has
-        nothing awaiting the seller."""
+        nothing awaiting the seller, and read for a chunk's services together."""
         if self._awaiting is None:
             # Applying an event completes operations but starts none: only the services that
             # had one awaiting the seller when the first was looked at can have any.
             self._awaiting = self.store.items_awaiting_seller(item.remote_module)
         if item.id not in self._awaiting:
             return []
-        operations = self.store.operations_from_first_awaiting(item.id)
+        if self._ahead is None:
+            # A service's operations change only by its own events, so those of the chunk's
+            # services, read when the first is asked for, are each as read until asked for:
+            # taken once, a service's are read again when asked again.
+            self._ahead = self.store.operations_from_first_awaiting_of(
+                [i.id for i in self._chunk.values() if i.id in self._awaiting]
+            )
+        operations = self._ahead.pop(item.id, None)
+        if operations is None:
+            operations = self.store.operations_from_first_awaiting(item.id)
         if not operations:
             self._awaiting.discard(item.id)
         return operations

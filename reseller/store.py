@@ -1128,6 +1128,22 @@ class Store:
             )
         ]
 
+    def operations_from_first_awaiting_of(self, item_ids: list[int]) -> dict[int, list[Operation]]:
+        """`operations_from_first_awaiting` of each of `item_ids` (an empty list for one with
+        none awaiting), in one query however many: a month's prolongations come in one poll."""
+        found: dict[int, list[Operation]] = {item_id: [] for item_id in item_ids}
+        if not item_ids:
+            return found
+        for row in self._all(
+            "select o.* from (select item, min(id) as first from runningoperation where item in "
+            "(select value from json_each(?)) and state in (?, ?) and outcome in (?, ?) "
+            "group by item) f join runningoperation o on o.item = f.item and o.id >= f.first "
+            "order by o.item, o.id",
+            [json.dumps(item_ids), RUNNING, MANUAL, UNKNOWN, ACCEPTED],
+        ):
+            found[row["item"]].append(self._operation(row))
+        return found
+
     def items_awaiting_seller(self, module_id: int) -> set[int]:
         """The module's services with an operation the seller's word may complete."""
         rows = self._all(

@@ -330,6 +330,21 @@ def test_one_poll_completes_a_change_awaiting_on_one_service_among_others_with_n
     assert (status(store, idle), status(store, busy)) == (2, 3)
 
 
+def test_a_change_one_event_of_a_poll_completes_is_not_completed_again_by_a_later_one(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    remote = remote_of(engine, item)
+    operation = engine.change_status(item, "suspend", sim.now)
+    sim.act("resume", service=remote)  # the seller's staff resume it, and suspend it again
+    sim.act("suspend", service=remote)
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.applied, report.completed) == (3, [operation])
+    assert (store.operation(operation).state, status(store, item)) == ("done", 3)
+
+
 def test_a_poll_that_brings_no_events_reads_no_service_and_no_operation(engine, tariff, sim, store):
     active(engine, sim)
     statements: list[str] = []
