@@ -101,9 +101,9 @@ class Events(Job):
         """Apply stored events in the seller's id order, each once, in one transaction."""
         # A poll can bring thousands of events: the services they name are read a chunk of
         # events at a time (one query each, not one per event, nor 100,000 services held at
-        # once), kept current here, and the applied events are finished together at the end of
-        # the same transaction. A service read again in a later chunk is read as this
-        # transaction left it.
+        # once), their status and expiry kept current here, and the applied events are
+        # finished together at the end of the same transaction. A service read again in a
+        # later chunk is read as this transaction left it.
         if not report.fetched and not self.store.has_pending_events(module.id):  # most polls
             return
         applied: list[tuple[StoredEvent, int]] = []
