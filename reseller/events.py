@@ -140,8 +140,8 @@ class Events(Job):
         return self._plans[item.pricelist]
 
     def _operations(self, item: ItemAsPolled) -> list[Operation]:
-        """`Store.operations_from_first_awaiting`, without a query for a service that has
-        nothing awaiting the seller, and read for a chunk's services together."""
+        """`Store.operations_from_first_awaiting`, for a chunk's services read together."""
+        # no query at all for a service that has nothing awaiting the seller
         if self._awaiting is None:
             # Applying an event completes operations but starts none: only the services that
             # had one awaiting the seller when the first was looked at can have any.
@@ -177,8 +177,7 @@ class Events(Job):
     def _apply(
         self, module: Module, item: ItemAsPolled, row: StoredEvent, now: datetime
     ) -> list[int]:
-        """Apply one event to `item` (its status and expiry kept current) and complete what it
-        confirms."""
+        """Apply one event to `item` (its status and expiry kept current); what it completes."""
         kind = row.type
         changes = {}  # only what differs: most events repeat the expiry the service has
         if kind in STATUS_AFTER and STATUS_AFTER[kind] != item.status:
@@ -252,8 +251,7 @@ class Events(Job):
     ) -> list[int]:
         """Complete the add-on changes this event (`name` set to `value`) finishes: a change
         that names it, was sent, and whose every value the service now shows. One poll can
-        bring several changes' events, in any order they were asked: the service's add-ons
-        are read as this poll's events so far left them, once a change is weighed."""
+        bring several changes' events, in any order they were asked."""
         operations = self._operations(item)
         completed = []
         shown: dict[str, str] | None = None
@@ -264,7 +262,7 @@ class Events(Job):
                 or operation.params["addons"].get(name) != value
             ):
                 continue
-            if shown is None:
+            if shown is None:  # the add-ons as this poll's events so far left them
                 shown = self.store.item_addons(item.id)
             later = overwritten_by_later(operation, operations)
             if all(shown.get(n) == v or n in later for n, v in operation.params["addons"].items()):

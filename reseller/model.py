@@ -102,9 +102,9 @@ def day(when) -> str | None:
 
 
 def months_after(start: date, months: int) -> date:
-    """The day `months` (0 or more) after `start`, the month's last when it is shorter, as
-    `start + relativedelta(months=months)` gives it (at a fifth of its cost: a poll may
-    bring a month's thousands of prolongations). ValueError past the year 9999."""
+    """The day `months` (0 or more) after `start`, as `start + relativedelta(months=...)`."""
+    # the month's last day when it is shorter, ValueError past 9999; at a fifth of
+    # relativedelta's cost (a poll may bring a month's thousands of prolongations)
     years, month = divmod(start.month - 1 + months, 12)
     year = start.year + years
     return date(year, month + 1, min(start.day, monthrange(year, month + 1)[1]))
@@ -398,10 +398,10 @@ class ItemAsListed:
 
 @dataclass(slots=True)  # a poll may apply thousands of events: no __dict__ each
 class ItemAsPolled:
-    """What applying a seller's events reads of a service, as held here: its link, tariff,
-    status and expiry. Its add-ons, params and IPs are written by the events, not read: an
-    add-on change weighed for completion reads the add-ons the store holds at that moment."""
+    """What applying a seller's events reads of a service: its link, tariff, status, expiry."""
 
+    # Its add-ons, params and IPs are written by the events, not read: an add-on change weighed
+    # for completion reads the add-ons the store holds at that moment.
     id: int
     pricelist: int
     remote_module: int

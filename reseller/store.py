@@ -970,10 +970,10 @@ class Store:
     def items_of_remotes(
         self, module_id: int, remote_ids: Iterable[int]
     ) -> dict[int, ItemAsPolled]:
-        """The module's services by the seller's id, for those of `remote_ids` linked, as a
-        poll's events read them, in as few queries as SQLite's limit on bound variables allows
-        (a poll names thousands); as `item_of_remote`, the first if two share an id."""
-        # each id bound on its own, the module once
+        """The module's services of `remote_ids` by the seller's id, as a poll reads them."""
+        # in as few queries as SQLite's limit on bound variables allows (a poll names
+        # thousands), each id bound on its own, the module once; as `item_of_remote`, the first
+        # if two share an id
         wanted = sorted(remote_ids)
         per_query = self.db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1
         found: dict[int, ItemAsPolled] = {}
@@ -991,8 +991,8 @@ class Store:
         return found[0] if found else None
 
     def _items_as_polled(self, where: str, params: list) -> list[ItemAsPolled]:
-        """The items `where` picks, by id, as a poll's events read them: their own columns
-        only, none of their add-ons, params or IPs (most events write one and read none)."""
+        """The items `where` picks, by id, their own columns only, as a poll's events read them."""
+        # none of their add-ons, params or IPs: most events write one and read none
         return [
             ItemAsPolled(*row)
             for row in self.db.execute(
@@ -1129,8 +1129,8 @@ class Store:
         ]
 
     def operations_from_first_awaiting_of(self, item_ids: list[int]) -> dict[int, list[Operation]]:
-        """`operations_from_first_awaiting` of each of `item_ids` (an empty list for one with
-        none awaiting), in one query however many: a month's prolongations come in one poll."""
+        """`operations_from_first_awaiting` of each of `item_ids`, in one query however many."""
+        # an empty list for one with none awaiting; a month's prolongations come in one poll
         found: dict[int, list[Operation]] = {item_id: [] for item_id in item_ids}
         if not item_ids:
             return found

@@ -26,9 +26,9 @@ def event_row(event: Event) -> list[tuple]:
 
 
 def event_xml(event: Event) -> str:
-    """`formats.row_xml(event_row(event))`, written in one piece when its numbers are ints and
-    none of its texts needs escaping: most events are a few numbers, two days and plain words,
-    and a feed may hold 100,000 of them."""
+    """`formats.row_xml(event_row(event))`, in one piece when nothing in it needs escaping."""
+    # (and its numbers are ints): most events are a few numbers, two days and plain words,
+    # and a feed may hold 100,000 of them
     numbers = (event.id, event.service, event.status)
     moment = event.date
     if type(moment) is datetime and moment.tzinfo is None and moment.year >= 1000:
