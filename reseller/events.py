@@ -21,7 +21,7 @@ from reseller.model import (
     REFUSALS,
     SETPARAM,
     STATUS_AFTER,
-    Item,
+    ItemAsPolled,
     Module,
     Operation,
     StoredEvent,
@@ -101,9 +101,9 @@ class Events(Job):
         """Apply stored events in the seller's id order, each once, in one transaction."""
         # A poll can bring thousands of events: the services they name are read a chunk of
         # events at a time (one query each, not one per event, nor 100,000 services held at
-        # once), kept current here, and the applied events are finished together at the end of
-        # the same transaction. A service read again in a later chunk is read as this
-        # transaction left it.
+        # once), their status and expiry kept current here, and the applied events are
+        # finished together at the end of the same transaction. A service read again in a
+        # later chunk is read as this transaction left it.
         if not report.fetched and not self.store.has_pending_events(module.id):  # most polls
             return
         applied: list[tuple[StoredEvent, int]] = []
@@ -113,13 +113,14 @@ class Events(Job):
             if not pending:  # another process applied them since
                 return
             self._awaiting: set[int] | None = None
-            items: dict[int, Item] = {}
+            items: dict[int, ItemAsPolled] = {}
             for index, event in enumerate(pending):
                 if index == 1:
                     self.crash_point("applying_events")
                 if index % APPLY_CHUNK == 0:  # the services of the next events, read together
                     chunk = pending[index : index + APPLY_CHUNK]
                     items = self.store.items_of_remotes(module.id, {e.remote_item for e in chunk})
+                    self._chunk, self._ahead = items, None
                 item = items.get(event.remote_item) or self._item_by_remoteid(module, event)
                 if item is None:
                     self.store.mark_unmatched(event.id)
@@ -132,40 +133,51 @@ class Events(Job):
                 report.applied += 1
             self.store.finish_events(applied, now)
 
-    def _plan(self, item: Item) -> Tariff:
+    def _plan(self, item: ItemAsPolled) -> Tariff:
         """The service's tariff, read once in a poll."""
         if item.pricelist not in self._plans:
             self._plans[item.pricelist] = self.store.tariff_by_id(item.pricelist)
         return self._plans[item.pricelist]
 
-    def _operations(self, item: Item) -> list[Operation]:
-        """`Store.operations_from_first_awaiting`, without a query for a service that has
-        nothing awaiting the seller."""
+    def _operations(self, item: ItemAsPolled) -> list[Operation]:
+        """`Store.operations_from_first_awaiting`, for a chunk's services read together."""
+        # no query at all for a service that has nothing awaiting the seller
         if self._awaiting is None:
             # Applying an event completes operations but starts none: only the services that
             # had one awaiting the seller when the first was looked at can have any.
             self._awaiting = self.store.items_awaiting_seller(item.remote_module)
         if item.id not in self._awaiting:
             return []
-        operations = self.store.operations_from_first_awaiting(item.id)
+        if self._ahead is None:
+            # A service's operations change only by its own events, so those of the chunk's
+            # services, read when the first is asked for, are each as read until asked for:
+            # taken once, a service's are read again when asked again.
+            self._ahead = self.store.operations_from_first_awaiting_of(
+                [i.id for i in self._chunk.values() if i.id in self._awaiting]
+            )
+        operations = self._ahead.pop(item.id, None)
+        if operations is None:
+            operations = self.store.operations_from_first_awaiting(item.id)
         if not operations:
             self._awaiting.discard(item.id)
         return operations
 
-    def _item_by_remoteid(self, module: Module, row: StoredEvent) -> Item | None:
+    def _item_by_remoteid(self, module: Module, row: StoredEvent) -> ItemAsPolled | None:
         """Our service an event names by the remoteid our order sent, when none has the
         seller's id yet (an event that came before the order's reply, or instead of a lost
         one): it is linked to that id here."""
         ours = remoteid_of_ours(row.remoteid)
-        item = self.store.item(ours) if ours is not None else None
+        item = self.store.item_as_polled(ours) if ours is not None else None
         if item is None or item.remote_module != module.id or item.remote_id is not None:
             return None  # a seller's own purchase, another billing's, or linked elsewhere
         self.store.update_item(item.id, remote_id=row.remote_item)
         item.remote_id = row.remote_item
         return item
 
-    def _apply(self, module: Module, item: Item, row: StoredEvent, now: datetime) -> list[int]:
-        """Apply one event to `item` (kept current) and complete what it confirms."""
+    def _apply(
+        self, module: Module, item: ItemAsPolled, row: StoredEvent, now: datetime
+    ) -> list[int]:
+        """Apply one event to `item` (its status and expiry kept current); what it completes."""
         kind = row.type
         changes = {}  # only what differs: most events repeat the expiry the service has
         if kind in STATUS_AFTER and STATUS_AFTER[kind] != item.status:
@@ -178,29 +190,24 @@ class Events(Job):
             item.expiredate = changes.get("expiredate", item.expiredate)
         if kind == "open":
             self.store.set_ips(item.id, row.ips)
-            item.ips = list(row.ips)
         elif kind == "ip_add":
             self.store.add_ip(item.id, row.value)
-            item.ips = [*[ip for ip in item.ips if ip != row.value], row.value]
         elif kind == "ip_del":
             self.store.remove_ip(item.id, row.value)
-            item.ips = [ip for ip in item.ips if ip != row.value]
         elif kind == "addon":
             spec = self._plan(item).addons.get(row.name)
             value = spec.from_wire(row.value) if spec else row.value
             self.store.set_item_addon(item.id, row.name, value)
-            item.addons[row.name] = value
             return self._complete_addon_changes(item, row.name, value, now)
         elif kind == "param":
             self.store.set_item_param(item.id, row.name, row.value)
-            item.params[row.name] = row.value
         if kind == "expire":
             return self._complete_prolongation(module, item, row, now)
         if kind in STATUS_AFTER:
             return self._complete_status(item, kind, now)
         return []
 
-    def _complete_status(self, item: Item, kind: str, now: datetime) -> list[int]:
+    def _complete_status(self, item: ItemAsPolled, kind: str, now: datetime) -> list[int]:
         """A status event completes every change awaiting the seller that asks for that
         status, whichever event brings it (a retry that found the work already done, by an
         earlier change or the seller's staff, has no event of its own), and the accepted change
@@ -224,7 +231,7 @@ class Events(Job):
         return completed
 
     def _complete_prolongation(
-        self, module: Module, item: Item, row: StoredEvent, now: datetime
+        self, module: Module, item: ItemAsPolled, row: StoredEvent, now: datetime
     ) -> list[int]:
         """Complete the prolongation an `expire` event reports: the one sent from the expiry
         before it, for the period that gives the event's expiry (not simply the latest one: a
@@ -239,12 +246,15 @@ class Events(Job):
                 return [operation.id]
         return []
 
-    def _complete_addon_changes(self, item: Item, name: str, value: str, now) -> list[int]:
+    def _complete_addon_changes(
+        self, item: ItemAsPolled, name: str, value: str, now: datetime
+    ) -> list[int]:
         """Complete the add-on changes this event (`name` set to `value`) finishes: a change
         that names it, was sent, and whose every value the service now shows. One poll can
         bring several changes' events, in any order they were asked."""
         operations = self._operations(item)
         completed = []
+        shown: dict[str, str] | None = None
         for operation in operations:
             if (
                 operation.kind != SETPARAM
@@ -252,10 +262,10 @@ class Events(Job):
                 or operation.params["addons"].get(name) != value
             ):
                 continue
+            if shown is None:  # the add-ons as this poll's events so far left them
+                shown = self.store.item_addons(item.id)
             later = overwritten_by_later(operation, operations)
-            if all(
-                item.addons.get(n) == v or n in later for n, v in operation.params["addons"].items()
-            ):
+            if all(shown.get(n) == v or n in later for n, v in operation.params["addons"].items()):
                 complete(self.store, operation, now)
                 completed.append(operation.id)
         return completed

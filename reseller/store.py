@@ -38,6 +38,7 @@ from reseller.model import (
     Expense,
     Item,
     ItemAsListed,
+    ItemAsPolled,
     Module,
     Operation,
     PeriodRule,
@@ -966,25 +967,46 @@ class Store:
         found = self._items("remote_module = ? and remote_id = ?", [module_id, remote_id])
         return found[0] if found else None
 
-    def items_of_remotes(self, module_id: int, remote_ids: Iterable[int]) -> dict[int, Item]:
-        """The module's services by the seller's id, for those of `remote_ids` linked, in as
-        few queries as SQLite's limit on bound variables allows (a poll names thousands); as
-        `item_of_remote`, the first if two share an id."""
-        # each id bound on its own: `_items` names them in each of its subqueries, where a
-        # JSON list would be parsed again each time (a few events' services read 10% sooner);
-        # three subqueries bind each id again, so a query takes a third of the limit (32,766
-        # since SQLite 3.32, 999 before)
+    def items_of_remotes(
+        self, module_id: int, remote_ids: Iterable[int]
+    ) -> dict[int, ItemAsPolled]:
+        """The module's services of `remote_ids` by the seller's id, as a poll reads them."""
+        # in as few queries as SQLite's limit on bound variables allows (a poll names
+        # thousands), each id bound on its own, the module once; as `item_of_remote`, the first
+        # if two share an id
         wanted = sorted(remote_ids)
-        per_query = self.db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // 3 - 1
-        found: dict[int, Item] = {}
+        per_query = self.db.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) - 1
+        found: dict[int, ItemAsPolled] = {}
         for first in range(0, len(wanted), per_query):
             group = wanted[first : first + per_query]
-            for item in self._items(
+            for item in self._items_as_polled(
                 f"remote_module = ? and remote_id in ({', '.join('?' * len(group))})",
                 [module_id, *group],
             ):
                 found.setdefault(item.remote_id, item)
         return found
+
+    def item_as_polled(self, item_id: int) -> ItemAsPolled | None:
+        found = self._items_as_polled("id = ?", [item_id])
+        return found[0] if found else None
+
+    def _items_as_polled(self, where: str, params: list) -> list[ItemAsPolled]:
+        """The items `where` picks, by id, their own columns only, as a poll's events read them."""
+        # none of their add-ons, params or IPs: most events write one and read none
+        return [
+            ItemAsPolled(*row)
+            for row in self.db.execute(
+                "select id, pricelist, remote_module, remote_id, status, expiredate from item "
+                f"where {where} order by id",
+                params,
+            )
+        ]
+
+    def item_addons(self, item_id: int) -> dict[str, str]:
+        """A service's add-on values by name, as stored now."""
+        return dict(
+            self.db.execute("select addon, value from item_addon where item = ?", [item_id])
+        )
 
     def update_item(self, item_id: int, **fields) -> None:
         if "autoprolong" in fields:
@@ -1105,6 +1127,22 @@ class Store:
                 [item_id, item_id, RUNNING, MANUAL, UNKNOWN, ACCEPTED],
             )
         ]
+
+    def operations_from_first_awaiting_of(self, item_ids: list[int]) -> dict[int, list[Operation]]:
+        """`operations_from_first_awaiting` of each of `item_ids`, in one query however many."""
+        # an empty list for one with none awaiting; a month's prolongations come in one poll
+        found: dict[int, list[Operation]] = {item_id: [] for item_id in item_ids}
+        if not item_ids:
+            return found
+        for row in self._all(
+            "select o.* from (select item, min(id) as first from runningoperation where item in "
+            "(select value from json_each(?)) and state in (?, ?) and outcome in (?, ?) "
+            "group by item) f join runningoperation o on o.item = f.item and o.id >= f.first "
+            "order by o.item, o.id",
+            [json.dumps(item_ids), RUNNING, MANUAL, UNKNOWN, ACCEPTED],
+        ):
+            found[row["item"]].append(self._operation(row))
+        return found
 
     def items_awaiting_seller(self, module_id: int) -> set[int]:
         """The module's services with an operation the seller's word may complete."""

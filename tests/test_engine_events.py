@@ -151,6 +151,37 @@ def test_an_addon_event_completes_an_addon_change_only_once_the_values_match(
     assert store.latest_operation(item).state == "running"
 
 
+def test_an_addon_change_whose_values_come_in_one_poll_is_done_when_the_last_is_applied(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    operation = engine.set_addons(item, {"backup": "on", "panel": "ispmanager"}, sim.now)
+    assert store.operation(operation).awaiting_seller
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.applied, report.completed) == (2, [operation])
+    assert store.operation(operation).state == "done"
+
+
+def test_a_poll_of_seller_changes_reads_no_params_or_ips_of_their_services(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    sim.act("set_param", service=remote_of(engine, item), name="hostname", value="web1")
+    sim.act("set_addon", service=remote_of(engine, item), addon="ram", value=2048)
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+
+    report = engine.checkevent("seller", sim.now)
+
+    store.db.conn.set_trace_callback(None)
+    assert report.applied == 2
+    reads = [s for s in statements if s.startswith("select")]
+    assert not [s for s in reads if "item_param" in s or "item_ip" in s]
+    assert (store.item(item).params["hostname"], store.item(item).addons["ram"]) == ("web1", "2048")
+
+
 def test_events_are_applied_in_the_sellers_id_order_even_when_delivered_shuffled(
     engine, tariff, sim, store
 ):
@@ -297,6 +328,21 @@ def test_one_poll_completes_a_change_awaiting_on_one_service_among_others_with_n
     assert report.completed == [store.latest_operation(busy).id]
     assert store.latest_operation(busy).state == "done"
     assert (status(store, idle), status(store, busy)) == (2, 3)
+
+
+def test_a_change_one_event_of_a_poll_completes_is_not_completed_again_by_a_later_one(
+    engine, tariff, sim, store
+):
+    item = active(engine, sim)
+    remote = remote_of(engine, item)
+    operation = engine.change_status(item, "suspend", sim.now)
+    sim.act("resume", service=remote)  # the seller's staff resume it, and suspend it again
+    sim.act("suspend", service=remote)
+
+    report = engine.checkevent("seller", sim.now)
+
+    assert (report.applied, report.completed) == (3, [operation])
+    assert (store.operation(operation).state, status(store, item)) == ("done", 3)
 
 
 def test_a_poll_that_brings_no_events_reads_no_service_and_no_operation(engine, tariff, sim, store):

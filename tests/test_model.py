@@ -7,6 +7,9 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from dateutil.relativedelta import relativedelta
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from reseller import model
 from reseller.errors import ResellerError
@@ -183,3 +186,18 @@ def test_a_day_before_the_year_1000_is_written_as_strftime_writes_it():
     when = datetime(999, 3, 4)
 
     assert model.day(when) == when.strftime("%Y-%m-%d")
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)),
+    st.integers(0, 1300),
+)
+def test_the_day_months_after_a_start_is_the_one_relativedelta_gives(start, months):
+    try:
+        expected = (start + relativedelta(months=months)).date()
+    except ValueError:  # past the year 9999
+        with pytest.raises(ValueError):
+            model.months_after(start, months)
+        return
+    assert model.months_after(start, months) == expected

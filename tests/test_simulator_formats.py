@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC
 from xml.etree import ElementTree as ET
 
 import pytest
@@ -10,6 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import formats
+from simulator.functions.events import event_row, event_xml
+from simulator.model import Event
 from tests.replies import URL, nothing_changes, services
 
 AUTH = {"authinfo": "reseller:s3cret"}
@@ -241,6 +244,31 @@ def element(cell) -> ET.Element:
         return cell
     tag, text, attrs = cell
     return formats.el(tag, text, attrs)
+
+
+EVENT_TEXTS = TEXTS | st.sampled_from(["", "open", "hostname", "203.0.113.7"])
+DAYS = st.none() | st.datetimes() | st.datetimes(timezones=st.just(UTC))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.builds(
+        Event,
+        id=st.integers(0, 10**9) | st.sampled_from([None, True]),
+        account=st.just("reseller"),
+        type=EVENT_TEXTS,
+        service=st.integers(0, 10**9) | st.none(),
+        remoteid=EVENT_TEXTS,
+        date=DAYS,
+        status=st.integers(0, 5) | st.none(),
+        expires=DAYS,
+        name=EVENT_TEXTS,
+        value=EVENT_TEXTS,
+        ips=st.lists(EVENT_TEXTS | st.none(), max_size=3),
+    )
+)
+def test_an_event_written_in_one_piece_is_byte_for_byte_the_row_its_cells_make(event):
+    assert event_xml(event) == formats.row_xml(event_row(event))
 
 
 # -- a tree written ----------------------------------------------------------------------------

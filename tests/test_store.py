@@ -130,6 +130,38 @@ def test_an_autoprolong_service_awaits_a_prolongation_while_its_latest_one_is_do
         store.close()
 
 
+def test_the_operations_from_the_first_awaiting_of_several_services_are_each_ones_read_alone():
+    store = Store()
+    try:
+        histories = [
+            [],
+            [("done", "accepted")],
+            [("done", "accepted"), ("running", "accepted"), ("failed", "nothing")],
+            [("failed", "nothing"), ("manual", "unknown"), ("done", "accepted")],
+            [("running", "nothing"), ("running", "unknown")],
+            [("running", "accepted"), ("done", "accepted"), ("manual", "unknown")],
+        ]
+        items = []
+        for history in histories:
+            item = store.add_item(account=1, pricelist=1, itemtype="vds", status=2, period=1)
+            items.append(item)
+            for state, outcome in history:
+                operation = store.operation(store.add_operation(item, "prolong", {}, START))
+                store.save_operation(replace(operation, state=state, outcome=outcome))
+        # operations of services not asked for are read for none
+        store.add_operation(
+            store.add_item(account=1, pricelist=1, itemtype="vds", period=1), "prolong", {}, START
+        )
+
+        read = store.operations_from_first_awaiting_of(items)
+
+        assert read == {item: store.operations_from_first_awaiting(item) for item in items}
+        assert [len(read[item]) for item in items] == [0, 0, 2, 2, 1, 3]
+        assert store.operations_from_first_awaiting_of([]) == {}
+    finally:
+        store.close()
+
+
 def test_a_module_added_is_in_the_next_read_of_the_modules():
     store = Store()
     try:
