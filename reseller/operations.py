@@ -446,8 +446,8 @@ def _why(error) -> str:
 
 
 def complete(store, operation: Operation, now: datetime) -> Operation:
-    """`confirmed by event` / `confirmed by reconcile`: the seller's word; its tasks close."""
+    """`confirmed by event` or reconcile of `operation` as this transaction read it; tasks close."""
     done = operation.confirm(now)
-    store.save_operation(done)
+    store.save_operation(done, was=operation)
     store.close_tasks(operation.id, now)
     return done

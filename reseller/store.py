@@ -293,6 +293,12 @@ _OPERATION_WRITES = (
     "updated",
 )
 _OPERATION_TIMES = {"first_failure", "next_try", "lease_until", "updated"}
+# `runningoperation`'s columns in the order of Operation's fields, as `_operation` reads them.
+_OPERATION_COLUMNS = (
+    "id, item, kind, state, outcome, params, attempts, failures, first_failure, next_try, "
+    "error_type, error_msg, owner, lease_until, created, updated"
+)
+_OPERATIONS = f"select {_OPERATION_COLUMNS} from runningoperation"
 
 
 def _when(text: str | None) -> datetime | None:
@@ -1073,60 +1079,57 @@ class Store:
         ).lastrowid
 
     @staticmethod
-    def _operation(row: dict | None) -> Operation | None:
+    def _operation(row: tuple | None) -> Operation | None:
+        """An operation from its row as `_OPERATIONS` selects it."""
         if row is None:
             return None
+        op_id, item, kind, state, outcome, params, attempts, failures = row[:8]
+        first_failure, next_try, error_type, error_msg, owner, lease_until = row[8:14]
         return Operation(
-            id=row["id"],
-            item=row["item"],
-            kind=row["kind"],
-            state=row["state"],
-            outcome=row["outcome"] or NOTHING,
-            params=json.loads(row["params"]),
-            attempts=row["attempts"],
-            failures=row["failures"],
-            first_failure=_when(row["first_failure"]),
-            next_try=_when(row["next_try"]),
-            error_type=row["error_type"],
-            error_msg=row["error_msg"],
-            owner=row["owner"],
-            lease_until=_when(row["lease_until"]),
-            created=_when(row["created"]),
-            updated=_when(row["updated"]),
+            op_id,
+            item,
+            kind,
+            state,
+            outcome or NOTHING,
+            json.loads(params),
+            attempts,
+            failures,
+            _when(first_failure),
+            _when(next_try),
+            error_type,
+            error_msg,
+            owner,
+            _when(lease_until),
+            _when(row[14]),
+            _when(row[15]),
         )
+
+    def _operations(self, where: str, params: Iterable = ()) -> list[Operation]:
+        """The operations `where` (a condition and order on `runningoperation`) picks."""
+        return [self._operation(r) for r in self.db.execute(f"{_OPERATIONS} {where}", params)]
 
     def operation(self, operation_id: int) -> Operation | None:
-        return self._operation(
-            self._one("select * from runningoperation where id = ?", [operation_id])
-        )
+        found = self._operations("where id = ?", (operation_id,))
+        return found[0] if found else None
 
     def operations(self, item_id: int | None = None) -> list[Operation]:
-        where, params = ("where item = ?", [item_id]) if item_id is not None else ("", [])
-        return [
-            self._operation(r)
-            for r in self._all(f"select * from runningoperation {where} order by id", params)
-        ]
+        if item_id is None:
+            return self._operations("order by id")
+        return self._operations("where item = ? order by id", (item_id,))
 
     def latest_operation(self, item_id: int) -> Operation | None:
-        return self._operation(
-            self._one(
-                "select * from runningoperation where item = ? order by id desc limit 1", [item_id]
-            )
-        )
+        found = self._operations("where item = ? order by id desc limit 1", (item_id,))
+        return found[0] if found else None
 
     def operations_from_first_awaiting(self, item_id: int) -> list[Operation]:
         """A service's operations from its first one awaiting the seller on (none if none
         awaits): all that a rule completing what awaits looks at, since it weighs only
         later operations against each; a long-lived service's history is not decoded."""
-        return [
-            self._operation(r)
-            for r in self._all(
-                "select * from runningoperation where item = ? and id >= (select min(id) from "
-                "runningoperation where item = ? and state in (?, ?) and outcome in (?, ?)) "
-                "order by id",
-                [item_id, item_id, RUNNING, MANUAL, UNKNOWN, ACCEPTED],
-            )
-        ]
+        return self._operations(
+            "where item = ? and id >= (select min(id) from runningoperation where item = ? "
+            "and state in (?, ?) and outcome in (?, ?)) order by id",
+            (item_id, item_id, RUNNING, MANUAL, UNKNOWN, ACCEPTED),
+        )
 
     def operations_from_first_awaiting_of(self, item_ids: list[int]) -> dict[int, list[Operation]]:
         """`operations_from_first_awaiting` of each of `item_ids`, in one query however many."""
@@ -1134,14 +1137,16 @@ class Store:
         found: dict[int, list[Operation]] = {item_id: [] for item_id in item_ids}
         if not item_ids:
             return found
-        for row in self._all(
-            "select o.* from (select item, min(id) as first from runningoperation where item in "
-            "(select value from json_each(?)) and state in (?, ?) and outcome in (?, ?) "
+        columns = ", ".join(f"o.{name}" for name in _OPERATION_COLUMNS.split(", "))
+        for row in self.db.execute(
+            f"select {columns} from (select item, min(id) as first from runningoperation where "
+            "item in (select value from json_each(?)) and state in (?, ?) and outcome in (?, ?) "
             "group by item) f join runningoperation o on o.item = f.item and o.id >= f.first "
             "order by o.item, o.id",
             [json.dumps(item_ids), RUNNING, MANUAL, UNKNOWN, ACCEPTED],
         ):
-            found[row["item"]].append(self._operation(row))
+            operation = self._operation(row)
+            found[operation.item].append(operation)
         return found
 
     def items_awaiting_seller(self, module_id: int) -> set[int]:
@@ -1155,14 +1160,10 @@ class Store:
 
     def earlier_running(self, operation: Operation) -> list[Operation]:
         """Operations on the same service, asked for before this one, still running."""
-        return [
-            self._operation(r)
-            for r in self._all(
-                "select * from runningoperation where item = ? and id < ? and state = ? "
-                "order by id",
-                [operation.item, operation.id, RUNNING],
-            )
-        ]
+        return self._operations(
+            "where item = ? and id < ? and state = ? order by id",
+            (operation.item, operation.id, RUNNING),
+        )
 
     def save_operation(
         self, operation: Operation, owner: str | None = None, was: Operation | None = None
