@@ -115,8 +115,12 @@ class Operations(Job):
         """Charge the client for another period and add the `prolong` operation (not run)."""
         price = self._prolongation_price(item, period)
         with self.store.atomic():
-            operation = self.store.add_operation(item.id, PROLONG, {"period": int(period)}, now)
-            self.store.move_money(item.account, -price, "prolong", now, item.id, operation)
+            return self._add_prolongation(item, period, price, now)
+
+    def _add_prolongation(self, item: Item, period: int, price: Decimal, now: datetime) -> int:
+        """The `prolong` operation and its charge, written in the caller's transaction."""
+        operation = self.store.add_operation(item.id, PROLONG, {"period": int(period)}, now)
+        self.store.move_money(item.account, -price, "prolong", now, item.id, operation)
         return operation
 
     def change_status(self, item_id: int, kind: str, now: datetime) -> int:
@@ -232,10 +236,12 @@ class Operations(Job):
             for item in self.store.items_of_ids(self._awaiting_autoprolong(now)):
                 self.crash_point("autoprolong_decided")
                 try:
-                    operation = self._register_prolongation(item, item.period, now)
+                    price = self._prolongation_price(item, item.period)
                 except ResellerError:
                     continue
-                registered.append((item.id, operation))
+                # written without a savepoint of their own: nothing they raise is caught, so
+                # this transaction stands or falls with them
+                registered.append((item.id, self._add_prolongation(item, item.period, price, now)))
         for _, operation in registered:
             self.run(operation, now)
         return [item_id for item_id, _ in registered]
