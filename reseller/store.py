@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from json.encoder import encode_basestring_ascii
 
 import sqlite_utils
@@ -299,6 +300,14 @@ _OPERATION_COLUMNS = (
     "error_type, error_msg, owner, lease_until, created, updated"
 )
 _OPERATIONS = f"select {_OPERATION_COLUMNS} from runningoperation"
+
+
+@lru_cache(maxsize=64)  # the few sets of columns the transitions change
+def _operation_update(columns: tuple[str, ...], owned: bool) -> str:
+    """The UPDATE that `Store.save_operation` writes these columns with (`owned`: while held)."""
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    held = " and owner = ? and state = ?" if owned else ""
+    return f"update runningoperation set {sets} where id = ?{held}"
 
 
 def _when(text: str | None) -> datetime | None:
@@ -1173,22 +1182,22 @@ class Store:
         it was written. With `was`, the operation as its row holds it, only the columns the
         transition changed are written (and `updated`): an attempt saves its operation three
         times, each changing a few of its twelve columns."""
-        values = {}
+        after, before = vars(operation), vars(was) if was is not None else None
+        names, params = [], []
         for name in _OPERATION_WRITES:
-            value = getattr(operation, name)
-            if was is not None and name != "updated" and value == getattr(was, name):
+            value = after[name]
+            if before is not None and value == before[name] and name != "updated":
                 continue
             if name == "params":
                 value = json.dumps(value)
             elif name in _OPERATION_TIMES:
                 value = stamp(value)
-            values[name] = value
-        sets = ", ".join(f"{k} = ?" for k in values)
-        sql = f"update runningoperation set {sets} where id = ?"
-        params = [*values.values(), operation.id]
+            names.append(name)
+            params.append(value)
+        params.append(operation.id)
         if owner is not None:
-            sql += " and owner = ? and state = ?"
-            params += [owner, RUNNING]
+            params += (owner, RUNNING)
+        sql = _operation_update(tuple(names), owner is not None)
         return self.db.execute(sql, params).rowcount == 1
 
     def due_operations(self, now: datetime) -> list[int]:
