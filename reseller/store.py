@@ -830,15 +830,28 @@ class Store:
     ) -> None:
         """Change a client's balance by `amount` (negative: a charge), with its expense row."""
         with self.atomic():
-            balance = self.client_by_id(client_id).balance + amount
-            self.db.execute(
-                "update account set balance = ? where id = ?", [str(balance), client_id]
-            )
-            self.db.execute(
-                "insert into expense (account, item, operation, amount, reason, date) "
-                "values (?, ?, ?, ?, ?, ?)",
-                [client_id, item, operation, str(amount), reason, stamp(now)],
-            )
+            self.move_money_of(self.client_by_id(client_id), amount, reason, now, item, operation)
+
+    def move_money_of(
+        self,
+        client: Client,
+        amount: Decimal,
+        reason: str,
+        now: datetime,
+        item: int | None = None,
+        operation: int | None = None,
+    ) -> None:
+        """`move_money` for `client` as the open transaction read it (ValueError if none is)."""
+        if not self.db.conn.in_transaction:
+            raise ValueError("move_money_of needs the transaction its client was read in")
+        self.db.execute(
+            "update account set balance = ? where id = ?", [str(client.balance + amount), client.id]
+        )
+        self.db.execute(
+            "insert into expense (account, item, operation, amount, reason, date) "
+            "values (?, ?, ?, ?, ?, ?)",
+            [client.id, item, operation, str(amount), reason, stamp(now)],
+        )
 
     def expenses(self, client_id: int | None = None) -> list[Expense]:
         where, params = ("where account = ?", [client_id]) if client_id is not None else ("", [])

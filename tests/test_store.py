@@ -79,6 +79,22 @@ def test_a_completed_operation_reads_back_done_with_its_task_closed():
         store.close()
 
 
+def test_money_moved_for_a_client_read_before_is_refused_outside_a_transaction():
+    store = Store()
+    try:
+        client = store.client_by_id(store.add_client("alice", Decimal(10)))
+
+        with pytest.raises(ValueError):
+            store.move_money_of(client, Decimal(-1), "prolong", START)
+        with store.atomic():
+            store.move_money_of(store.client_by_id(client.id), Decimal(-1), "prolong", START)
+
+        assert store.client_by_id(client.id).balance == Decimal(9)
+        assert [(e.amount, e.reason) for e in store.expenses()] == [(Decimal(-1), "prolong")]
+    finally:
+        store.close()
+
+
 def test_a_save_that_changes_nothing_still_tells_whether_the_claim_is_held():
     store = Store()
     try:
