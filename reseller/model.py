@@ -12,7 +12,7 @@ work up at the seller, never by sending it again blind.
 from __future__ import annotations
 
 from calendar import monthrange
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import TYPE_CHECKING
@@ -535,8 +535,7 @@ class Operation:
         (or this one's retry job) leaves a claimed operation alone until its lease runs out."""
         if not self.claimable(now):
             raise LifecycleError(f"operation {self.id} cannot be claimed now")
-        return replace(
-            self,
+        return self._with(
             owner=owner,
             lease_until=now + OPERATION_LEASE,
             attempts=self.attempts + 1,
@@ -553,7 +552,7 @@ class Operation:
         so an attempt that dies from here on leaves the outcome unknown."""
         if self.state != RUNNING or self.owner is None:
             raise LifecycleError(f"operation {self.id} is sent without a claim")
-        return replace(self, outcome=UNKNOWN, params={**self.params, **params}, updated=now)
+        return self._with(outcome=UNKNOWN, params={**self.params, **params}, updated=now)
 
     def reply_unknown(self, message: str, now: datetime) -> Operation:
         """`reply unknown`: no proof the seller did nothing; retry with backoff, looking first,
@@ -605,7 +604,7 @@ class Operation:
 
     def wait_behind(self, until: datetime, now: datetime) -> Operation:
         """An earlier operation on the service is still running: this one waits for it."""
-        return replace(self, next_try=max(until, now), updated=now)
+        return self._with(next_try=max(until, now), updated=now)
 
     def restart(self, now: datetime) -> Operation:
         """`restart` (Tools -> Running operations -> Start): a failed operation runs again;
@@ -623,7 +622,13 @@ class Operation:
         )
 
     def _released(self, now: datetime, **changes) -> Operation:
-        return replace(self, owner=None, lease_until=None, updated=now, **changes)
+        return self._with(owner=None, lease_until=None, updated=now, **changes)
+
+    def _with(self, **changes) -> Operation:
+        """`dataclasses.replace(self, **changes)` at a third of its cost: an attempt makes three."""
+        twin = object.__new__(Operation)
+        twin.__dict__ = {**self.__dict__, **changes}
+        return twin
 
     # -- the seller's state read back ---------------------------------------------------
 

@@ -29,6 +29,7 @@ from reseller.model import (
     RUNNING,
     SETPARAM,
     SUSPEND,
+    Client,
     Item,
     LifecycleError,
     Operation,
@@ -101,19 +102,20 @@ class Operations(Job):
         self.run(operation, now)
         return operation
 
-    def _prolongation_price(self, item: Item, period: int) -> Decimal:
-        """What another period costs the client, refused when it cannot be prolonged or paid."""
+    def _prolongation_price(self, item: Item, period: int) -> tuple[Decimal, Client]:
+        """Another period's price and the client as read; refused if it cannot be had or paid."""
         item.changeable()
         if item.status == ORDERED:
             raise ResellerError("value", f"service {item.id} is not set up yet; prolong it later")
         plan = self.store.tariff_by_id(item.pricelist)
         price = plan.price_for(int(period), item.addons)
-        self.store.client_by_id(item.account).pays(price, "the prolongation")
-        return price
+        client = self.store.client_by_id(item.account)
+        client.pays(price, "the prolongation")
+        return price, client
 
     def _register_prolongation(self, item: Item, period: int, now: datetime) -> int:
         """Charge the client for another period and add the `prolong` operation (not run)."""
-        price = self._prolongation_price(item, period)
+        price, _ = self._prolongation_price(item, period)  # read before the transaction
         with self.store.atomic():
             operation = self.store.add_operation(item.id, PROLONG, {"period": int(period)}, now)
             self.store.move_money(item.account, -price, "prolong", now, item.id, operation)
@@ -232,9 +234,15 @@ class Operations(Job):
             for item in self.store.items_of_ids(self._awaiting_autoprolong(now)):
                 self.crash_point("autoprolong_decided")
                 try:
-                    operation = self._register_prolongation(item, item.period, now)
+                    price, client = self._prolongation_price(item, item.period)
                 except ResellerError:
                     continue
+                # the operation and its charge in this transaction, the client as it read it,
+                # with no savepoint of their own: nothing they raise is caught, so the whole
+                # transaction stands or falls with them
+                params = {"period": int(item.period)}
+                operation = self.store.add_operation(item.id, PROLONG, params, now)
+                self.store.move_money_of(client, -price, "prolong", now, item.id, operation)
                 registered.append((item.id, operation))
         for _, operation in registered:
             self.run(operation, now)
@@ -446,8 +454,8 @@ def _why(error) -> str:
 
 
 def complete(store, operation: Operation, now: datetime) -> Operation:
-    """`confirmed by event` / `confirmed by reconcile`: the seller's word; its tasks close."""
+    """`confirmed by event` or reconcile of `operation` as this transaction read it; tasks close."""
     done = operation.confirm(now)
-    store.save_operation(done)
+    store.save_operation(done, was=operation)
     store.close_tasks(operation.id, now)
     return done

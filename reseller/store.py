@@ -20,6 +20,7 @@ import threading
 from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
+from functools import lru_cache
 from json.encoder import encode_basestring_ascii
 
 import sqlite_utils
@@ -293,6 +294,20 @@ _OPERATION_WRITES = (
     "updated",
 )
 _OPERATION_TIMES = {"first_failure", "next_try", "lease_until", "updated"}
+# `runningoperation`'s columns in the order of Operation's fields, as `_operation` reads them.
+_OPERATION_COLUMNS = (
+    "id, item, kind, state, outcome, params, attempts, failures, first_failure, next_try, "
+    "error_type, error_msg, owner, lease_until, created, updated"
+)
+_OPERATIONS = f"select {_OPERATION_COLUMNS} from runningoperation"
+
+
+@lru_cache(maxsize=64)  # the few sets of columns the transitions change
+def _operation_update(columns: tuple[str, ...], owned: bool) -> str:
+    """The UPDATE that `Store.save_operation` writes these columns with (`owned`: while held)."""
+    sets = ", ".join(f"{name} = ?" for name in columns)
+    held = " and owner = ? and state = ?" if owned else ""
+    return f"update runningoperation set {sets} where id = ?{held}"
 
 
 def _when(text: str | None) -> datetime | None:
@@ -815,15 +830,28 @@ class Store:
     ) -> None:
         """Change a client's balance by `amount` (negative: a charge), with its expense row."""
         with self.atomic():
-            balance = self.client_by_id(client_id).balance + amount
-            self.db.execute(
-                "update account set balance = ? where id = ?", [str(balance), client_id]
-            )
-            self.db.execute(
-                "insert into expense (account, item, operation, amount, reason, date) "
-                "values (?, ?, ?, ?, ?, ?)",
-                [client_id, item, operation, str(amount), reason, stamp(now)],
-            )
+            self.move_money_of(self.client_by_id(client_id), amount, reason, now, item, operation)
+
+    def move_money_of(
+        self,
+        client: Client,
+        amount: Decimal,
+        reason: str,
+        now: datetime,
+        item: int | None = None,
+        operation: int | None = None,
+    ) -> None:
+        """`move_money` for `client` as the open transaction read it (ValueError if none is)."""
+        if not self.db.conn.in_transaction:
+            raise ValueError("move_money_of needs the transaction its client was read in")
+        self.db.execute(
+            "update account set balance = ? where id = ?", [str(client.balance + amount), client.id]
+        )
+        self.db.execute(
+            "insert into expense (account, item, operation, amount, reason, date) "
+            "values (?, ?, ?, ?, ?, ?)",
+            [client.id, item, operation, str(amount), reason, stamp(now)],
+        )
 
     def expenses(self, client_id: int | None = None) -> list[Expense]:
         where, params = ("where account = ?", [client_id]) if client_id is not None else ("", [])
@@ -1073,60 +1101,57 @@ class Store:
         ).lastrowid
 
     @staticmethod
-    def _operation(row: dict | None) -> Operation | None:
+    def _operation(row: tuple | None) -> Operation | None:
+        """An operation from its row as `_OPERATIONS` selects it."""
         if row is None:
             return None
+        op_id, item, kind, state, outcome, params, attempts, failures = row[:8]
+        first_failure, next_try, error_type, error_msg, owner, lease_until = row[8:14]
         return Operation(
-            id=row["id"],
-            item=row["item"],
-            kind=row["kind"],
-            state=row["state"],
-            outcome=row["outcome"] or NOTHING,
-            params=json.loads(row["params"]),
-            attempts=row["attempts"],
-            failures=row["failures"],
-            first_failure=_when(row["first_failure"]),
-            next_try=_when(row["next_try"]),
-            error_type=row["error_type"],
-            error_msg=row["error_msg"],
-            owner=row["owner"],
-            lease_until=_when(row["lease_until"]),
-            created=_when(row["created"]),
-            updated=_when(row["updated"]),
+            op_id,
+            item,
+            kind,
+            state,
+            outcome or NOTHING,
+            json.loads(params),
+            attempts,
+            failures,
+            _when(first_failure),
+            _when(next_try),
+            error_type,
+            error_msg,
+            owner,
+            _when(lease_until),
+            _when(row[14]),
+            _when(row[15]),
         )
+
+    def _operations(self, where: str, params: Iterable = ()) -> list[Operation]:
+        """The operations `where` (a condition and order on `runningoperation`) picks."""
+        return [self._operation(r) for r in self.db.execute(f"{_OPERATIONS} {where}", params)]
 
     def operation(self, operation_id: int) -> Operation | None:
-        return self._operation(
-            self._one("select * from runningoperation where id = ?", [operation_id])
-        )
+        found = self._operations("where id = ?", (operation_id,))
+        return found[0] if found else None
 
     def operations(self, item_id: int | None = None) -> list[Operation]:
-        where, params = ("where item = ?", [item_id]) if item_id is not None else ("", [])
-        return [
-            self._operation(r)
-            for r in self._all(f"select * from runningoperation {where} order by id", params)
-        ]
+        if item_id is None:
+            return self._operations("order by id")
+        return self._operations("where item = ? order by id", (item_id,))
 
     def latest_operation(self, item_id: int) -> Operation | None:
-        return self._operation(
-            self._one(
-                "select * from runningoperation where item = ? order by id desc limit 1", [item_id]
-            )
-        )
+        found = self._operations("where item = ? order by id desc limit 1", (item_id,))
+        return found[0] if found else None
 
     def operations_from_first_awaiting(self, item_id: int) -> list[Operation]:
         """A service's operations from its first one awaiting the seller on (none if none
         awaits): all that a rule completing what awaits looks at, since it weighs only
         later operations against each; a long-lived service's history is not decoded."""
-        return [
-            self._operation(r)
-            for r in self._all(
-                "select * from runningoperation where item = ? and id >= (select min(id) from "
-                "runningoperation where item = ? and state in (?, ?) and outcome in (?, ?)) "
-                "order by id",
-                [item_id, item_id, RUNNING, MANUAL, UNKNOWN, ACCEPTED],
-            )
-        ]
+        return self._operations(
+            "where item = ? and id >= (select min(id) from runningoperation where item = ? "
+            "and state in (?, ?) and outcome in (?, ?)) order by id",
+            (item_id, item_id, RUNNING, MANUAL, UNKNOWN, ACCEPTED),
+        )
 
     def operations_from_first_awaiting_of(self, item_ids: list[int]) -> dict[int, list[Operation]]:
         """`operations_from_first_awaiting` of each of `item_ids`, in one query however many."""
@@ -1134,14 +1159,16 @@ class Store:
         found: dict[int, list[Operation]] = {item_id: [] for item_id in item_ids}
         if not item_ids:
             return found
-        for row in self._all(
-            "select o.* from (select item, min(id) as first from runningoperation where item in "
-            "(select value from json_each(?)) and state in (?, ?) and outcome in (?, ?) "
+        columns = ", ".join(f"o.{name}" for name in _OPERATION_COLUMNS.split(", "))
+        for row in self.db.execute(
+            f"select {columns} from (select item, min(id) as first from runningoperation where "
+            "item in (select value from json_each(?)) and state in (?, ?) and outcome in (?, ?) "
             "group by item) f join runningoperation o on o.item = f.item and o.id >= f.first "
             "order by o.item, o.id",
             [json.dumps(item_ids), RUNNING, MANUAL, UNKNOWN, ACCEPTED],
         ):
-            found[row["item"]].append(self._operation(row))
+            operation = self._operation(row)
+            found[operation.item].append(operation)
         return found
 
     def items_awaiting_seller(self, module_id: int) -> set[int]:
@@ -1155,14 +1182,10 @@ class Store:
 
     def earlier_running(self, operation: Operation) -> list[Operation]:
         """Operations on the same service, asked for before this one, still running."""
-        return [
-            self._operation(r)
-            for r in self._all(
-                "select * from runningoperation where item = ? and id < ? and state = ? "
-                "order by id",
-                [operation.item, operation.id, RUNNING],
-            )
-        ]
+        return self._operations(
+            "where item = ? and id < ? and state = ? order by id",
+            (operation.item, operation.id, RUNNING),
+        )
 
     def save_operation(
         self, operation: Operation, owner: str | None = None, was: Operation | None = None
@@ -1172,22 +1195,22 @@ class Store:
         it was written. With `was`, the operation as its row holds it, only the columns the
         transition changed are written (and `updated`): an attempt saves its operation three
         times, each changing a few of its twelve columns."""
-        values = {}
+        after, before = vars(operation), vars(was) if was is not None else None
+        names, params = [], []
         for name in _OPERATION_WRITES:
-            value = getattr(operation, name)
-            if was is not None and name != "updated" and value == getattr(was, name):
+            value = after[name]
+            if before is not None and value == before[name] and name != "updated":
                 continue
             if name == "params":
                 value = json.dumps(value)
             elif name in _OPERATION_TIMES:
                 value = stamp(value)
-            values[name] = value
-        sets = ", ".join(f"{k} = ?" for k in values)
-        sql = f"update runningoperation set {sets} where id = ?"
-        params = [*values.values(), operation.id]
+            names.append(name)
+            params.append(value)
+        params.append(operation.id)
         if owner is not None:
-            sql += " and owner = ? and state = ?"
-            params += [owner, RUNNING]
+            params += (owner, RUNNING)
+        sql = _operation_update(tuple(names), owner is not None)
         return self.db.execute(sql, params).rowcount == 1
 
     def due_operations(self, now: datetime) -> list[int]:

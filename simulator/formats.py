@@ -32,19 +32,21 @@ ALWAYS_LISTS = frozenset({"elem", "list", "slist", "val"})
 class Document:
     """What a function answers, before it is rendered: a `<doc>` tree and its kind.
 
-    A list made by `rows` keeps its rows as given until something asks for `root`: the XML
-    renderer writes them straight to text (`cell` rows without an element each), the others
-    read the tree, built then. A document `kept` for many replies keeps each rendering it was
-    given (`renderings`); it must not change after that: `changeable` gives a copy to change.
+    A list made by `rows` keeps its rows as given until something asks for `root`, and a form
+    made by `form` its fields: the XML renderer writes them straight to text (`cell` rows and
+    fields without an element each), the others read the tree, built then. A document `kept`
+    for many replies keeps each rendering it was given (`renderings`); it must not change after
+    that: `changeable` gives a copy to change.
     """
 
-    __slots__ = ("_root", "kind", "_rows", "_tail", "renderings")
+    __slots__ = ("_root", "kind", "_rows", "_tail", "_fields", "renderings")
 
     def __init__(self, kind: str, children=()):
         self._root = el("doc", children=children)
         self.kind = kind
         self._rows: list | None = None
         self._tail: list[ET.Element] = []
+        self._fields: list | None = None
         self.renderings: dict | None = None
 
     @property
@@ -53,6 +55,9 @@ class Document:
             self._root.extend(el("elem", children=[_element(c) for c in r]) for r in self._rows)
             self._root.extend(self._tail)
             self._rows, self._tail = None, []
+        if self._fields is not None:
+            self._root.extend(map(_element, self._fields))
+            self._fields = None
         return self._root
 
     def kept(self) -> Document:
@@ -71,6 +76,8 @@ class Document:
     def add(self, *children: ET.Element) -> Document:
         if self._rows is not None:
             self._tail.extend(children)
+        elif self._fields is not None:
+            self._fields.extend(children)
         else:
             self._root.extend(children)
         return self
@@ -78,6 +85,8 @@ class Document:
     def has(self, tag: str) -> bool:
         if self._rows is not None and tag.isidentifier():  # a bare tag: no need for the rows
             return tag == "elem" or any(c.tag == tag for c in (*self._root, *self._tail))
+        if self._fields is not None and tag.isidentifier():
+            return any(_tag(c) == tag for c in self._fields)
         return self.root.find(tag) is not None
 
     def __repr__(self) -> str:
@@ -120,6 +129,11 @@ def cell(tag: str, value, label, **attrs) -> tuple:
     return (tag, None if value is None else str(value), named or None)
 
 
+def _tag(cell) -> str:
+    """A cell's tag, whether a `cells`/`cell` tuple or an element."""
+    return cell[0] if type(cell) is tuple else cell.tag
+
+
 def _element(cell) -> ET.Element:
     """A row's cell as an element: a `cells`/`cell` tuple made one, an element as it is."""
     if isinstance(cell, tuple):
@@ -149,8 +163,11 @@ def named_list(name: str, rows) -> ET.Element:
     return el("list", attrs={"name": name}, children=[el("elem", children=r) for r in rows])
 
 
-def form(*children: ET.Element) -> Document:
-    return Document(FORM, children)
+def form(*children) -> Document:
+    """A form of these fields: elements, or `cells`/`cell` tuples that XML writes directly."""
+    document = Document(FORM)
+    document._fields = list(children)
+    return document
 
 
 def data(*children: ET.Element) -> Document:
@@ -309,17 +326,23 @@ def _row(cells) -> str:
     """A list row's `<elem>` as `_write` writes it, from its cells (tuples or elements)."""
     if not cells:
         return "<elem />"
+    return "<elem>" + _cells_xml(cells) + "</elem>"
+
+
+def _cells_xml(cells) -> str:
+    """Cells (tuples or elements) as `_write_children` writes the elements they stand for."""
     if all(map(isinstance, cells, repeat(tuple))) and not _special(cells):
         # nothing to escape anywhere in the row (one search, not one per cell); the cells
         # written in one comprehension, not an append each: a long list has many
-        written = [
-            _attributed(tag, text, attrs)
-            if attrs
-            else (f"<{tag}>{text}</{tag}>" if text else f"<{tag} />")
-            for tag, text, attrs in cells
-        ]
-        return "<elem>" + "".join(written) + "</elem>"
-    parts = ["<elem>"]
+        return "".join(
+            [
+                _attributed(tag, text, attrs)
+                if attrs
+                else (f"<{tag}>{text}</{tag}>" if text else f"<{tag} />")
+                for tag, text, attrs in cells
+            ]
+        )
+    parts: list[str] = []
     for cell in cells:
         if type(cell) is not tuple:
             _write_children((cell,), parts)
@@ -327,7 +350,6 @@ def _row(cells) -> str:
         tag, text, attrs = cell
         head = tag + _attribute_text(attrs.items()) if attrs else tag
         parts.append(f"<{head}>{_escape_text(text)}</{tag}>" if text else f"<{head} />")
-    parts.append("</elem>")
     return "".join(parts)
 
 
@@ -557,6 +579,9 @@ def to_ajax(document: Document, context: dict) -> bytes:
 
 
 def _xml(document: Document, context: dict) -> bytes:
+    fields = document._fields
+    if fields:  # a form's `<doc>`: no attributes or text of its own, its fields written here
+        return XML_DECLARATION + _encoded(["<doc>", _cells_xml(fields), "</doc>"])
     if document._rows is None:
         return to_xml(document.root)
     root = document._root  # a list's `<doc>`: no attributes, text or children of its own yet

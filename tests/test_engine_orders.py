@@ -587,6 +587,46 @@ def test_an_autoprolong_the_client_cannot_pay_is_skipped_without_a_charge(
     assert balance(engine) == 1
 
 
+def test_an_autoprolong_charges_each_service_from_what_the_charges_before_it_left(
+    engine, tariff, sim, store
+):
+    first = active(engine, sim, autoprolong=True)
+    second = active(engine, sim, autoprolong=True)
+    set_balance(store, sim, "15")  # one prolongation's 11.00, not two
+    sim.to(datetime(2026, 1, 31, 12))
+
+    assert engine.autoprolong(sim.now) == [first]
+
+    assert balance(engine) == Decimal("4.00")
+    charged = [(e.item, e.amount) for e in store.expenses() if e.reason == "prolong"]
+    assert charged == [(first, Decimal("-11.00"))]
+    assert len(store.operations(second)) == 1
+
+
+def test_an_autoprolong_that_fails_half_way_registers_and_charges_nothing(
+    engine, tariff, sim, store, monkeypatch
+):
+    first = active(engine, sim, autoprolong=True)
+    second = active(engine, sim, autoprolong=True)
+    sim.to(datetime(2026, 1, 31, 12))
+    charges = []
+    real = store.move_money_of
+
+    def move_money_of(client, amount, *args):
+        charges.append(amount)
+        if len(charges) == 2:  # the second service's charge, the first one's written
+            raise RuntimeError("the disk is full")
+        real(client, amount, *args)
+
+    monkeypatch.setattr(store, "move_money_of", move_money_of)
+
+    with pytest.raises(RuntimeError):
+        engine.autoprolong(sim.now)
+
+    assert [len(store.operations(item)) for item in (first, second)] == [1, 1]
+    assert balance(engine) == 500 - 2 * Decimal("11.00")
+
+
 def test_an_autoprolong_the_seller_refuses_is_charged_once_and_waits_for_a_restart(
     engine,
     tariff,

@@ -239,6 +239,34 @@ def test_a_list_written_straight_from_its_cells_is_byte_for_byte_its_tree(table,
         assert formats.render(listed(), out, {}) == formats.render(tree(), out, {})
 
 
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["id", "param", "ip", "ok", "addon_11"]),
+            TEXTS | st.none(),
+            st.none() | st.dictionaries(st.sampled_from(["name", "intname", "_label"]), TEXTS),
+        ),
+        max_size=6,
+    ),
+    st.booleans(),
+    st.sampled_from([None, "ok", "ip", "doc/ok"]),
+)
+def test_a_form_written_straight_from_its_cells_is_byte_for_byte_its_tree(cells, slist, asked):
+    made = [(tag, text, attrs or None) for tag, text, attrs in cells]
+    if slist:
+        made.append(formats.slist("ostempl", [("debian-12", "Debian & <12>"), ("centos-7", "")]))
+
+    def tree():  # the fields as elements, as every form was made before
+        return formats.Document(formats.FORM, [element(c) for c in made])
+
+    for out in ("xml", "json", "bjson", "ajax"):
+        written = formats.form(*made)
+        if asked is not None:  # a form asked what it has first (as `sok` replies are)
+            assert written.has(asked) == tree().has(asked)
+        assert formats.render(written, out, {}) == formats.render(tree(), out, {})
+
+
 def element(cell) -> ET.Element:
     if not isinstance(cell, tuple):
         return cell

@@ -12,6 +12,7 @@ import pytest
 
 from reseller import store as store_module
 from reseller.model import PeriodRule
+from reseller.operations import complete
 from reseller.store import Store
 
 START = datetime(2026, 1, 1)
@@ -52,6 +53,44 @@ def test_an_operation_saved_from_its_last_saved_form_reads_back_as_the_transitio
             assert store.save_operation(operation, owner=owner, was=was)
             assert store.operation(stored.id) == operation
             was = operation
+    finally:
+        store.close()
+
+
+def test_a_completed_operation_reads_back_done_with_its_task_closed():
+    store = Store()
+    try:
+        item = store.add_item(account=1, pricelist=1, itemtype="vds", status=2, period=1)
+        stored = store.operation(store.add_operation(item, "prolong", {"period": 1}, START))
+        claimed = stored.claim("engine-1", START)
+        store.save_operation(claimed, was=stored)
+        accepted = claimed.send(START, before="2026-02-01").accept(START)
+        store.save_operation(accepted, owner="engine-1", was=claimed)
+        store.add_task(stored.id, "prolong", START)
+        later = START + timedelta(hours=1)
+
+        done = complete(store, store.operation(stored.id), later)
+
+        assert store.operation(stored.id) == done == accepted.confirm(later)
+        assert [(t["status"], t["closed"]) for t in store.tasks()] == [
+            ("closed", "2026-01-01 01:00:00")
+        ]
+    finally:
+        store.close()
+
+
+def test_money_moved_for_a_client_read_before_is_refused_outside_a_transaction():
+    store = Store()
+    try:
+        client = store.client_by_id(store.add_client("alice", Decimal(10)))
+
+        with pytest.raises(ValueError):
+            store.move_money_of(client, Decimal(-1), "prolong", START)
+        with store.atomic():
+            store.move_money_of(store.client_by_id(client.id), Decimal(-1), "prolong", START)
+
+        assert store.client_by_id(client.id).balance == Decimal(9)
+        assert [(e.amount, e.reason) for e in store.expenses()] == [(Decimal(-1), "prolong")]
     finally:
         store.close()
 

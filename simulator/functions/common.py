@@ -8,7 +8,7 @@ from decimal import Decimal
 from functools import cache, lru_cache
 from xml.etree import ElementTree as ET
 
-from simulator.formats import Document, Made, cell, el, rows, shown
+from simulator.formats import Document, Made, cell, el, rows
 from simulator.functions.table import Call, whole_number
 from simulator.model import (
     ACTIVE,
@@ -65,22 +65,9 @@ def period_element(period: int, cost: Decimal) -> ET.Element:
     return el("period", period_label(period), {"cost": cost, "type": kind, "length": length})
 
 
-def status_cell(service: Service) -> ET.Element:
-    """`item_status`: its code as XML and JSON read it, its label where bjson and ajax show it."""
-    label = STATUS_LABELS[service.status]
-    return shown(
-        "item_status",
-        service.status,
-        label,
-        orig=service.status,
-        color=STATUS_COLORS[service.status],
-    )
-
-
 @cache  # a handful of statuses; a list has a row per service
 def status_list_cell(status: int) -> tuple:
-    """`status_cell` as a list row's cell (`formats.cell`) for a service of this status, made
-    once: the cell is a tuple, and its attributes are only read."""
+    """`item_status`, a list row's or form's cell: the code XML and JSON show, the label bjson's."""
     return cell(
         "item_status", status, STATUS_LABELS[status], orig=status, color=STATUS_COLORS[status]
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from simulator.formats import action, el, fields, form
+from simulator.formats import action, cell, cells, fields, form
 from simulator.functions.common import service_of
 from simulator.functions.services import service_fields
 from simulator.functions.table import WITH_SOK, Call, Param, declare
@@ -31,13 +31,13 @@ def soft_edit(call: Call):
     service = service_of(call)
     if not call.sok:
         children = service_fields(seller, service)
-        children += fields(
+        children += cells(
             lickey=service.lickey,
             licname=service.params.get("licname", ""),
             ip=service.params.get("ip", ""),
         )
         children += [
-            el("param", value, {"name": name})
+            cell("param", value, None, name=name)
             for name, value in service.params.items()
             if name not in DIRECT
         ]

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import html
 from functools import partial
-from xml.etree import ElementTree as ET
 
-from simulator.formats import action, data, el, fields, form, row_xml, slist
+from simulator.formats import action, cell, cells, data, el, fields, form, row_xml, slist
 from simulator.functions.common import (
     STATUS_LABELS,
     autoprolong_period,
@@ -18,7 +17,6 @@ from simulator.functions.common import (
     period_label,
     service_of,
     stamp,
-    status_cell,
     status_list_cell,
 )
 from simulator.functions.table import ALWAYS, WITH_SOK, Call, Param, declare
@@ -127,10 +125,10 @@ def service_list(call: Call):
     )
 
 
-def service_fields(seller: Seller, service: Service) -> list[ET.Element]:
-    """What every service's form shows: ids, tariff, dates, status, add-ons."""
+def service_fields(seller: Seller, service: Service) -> list[tuple]:
+    """What every service's form shows: ids, tariff, dates, status, add-ons (as `cells`)."""
     tariff = seller.tariffs[service.tariff]
-    children = fields(
+    children = cells(
         id=service.id,
         name=service.name,
         pricelist=service.tariff,
@@ -143,21 +141,21 @@ def service_fields(seller: Seller, service: Service) -> list[ET.Element]:
         datacenter=tariff.datacenter,
         autoprolong=service.autoprolong or "null",
     )
-    children.append(status_cell(service))
+    children.append(status_list_cell(service.status))
     for name, value in service.addons.items():
         addon = tariff.addons.get(name)
         if addon is not None:
-            children.append(el(f"addon_{addon.id}", addon.wire(value), {"intname": name}))
+            children.append(cell(f"addon_{addon.id}", addon.wire(value), None, intname=name))
     return children
 
 
 def service_form(seller: Seller, service: Service):
     """A service's form (`<type>.edit` without `sok`): add-ons, parameters and IPs."""
-    children = service_fields(seller, service)
+    children: list = service_fields(seller, service)
     if service.type in ("vhost", "dnshost"):
-        children += fields(username=service.params.get("username"), password=service.password)
-    children += [el("param", value, {"name": name}) for name, value in service.params.items()]
-    children += [el("ip", ip) for ip in service.ips]
+        children += cells(username=service.params.get("username"), password=service.password)
+    children += [cell("param", value, None, name=name) for name, value in service.params.items()]
+    children += [cell("ip", ip, None) for ip in service.ips]
     tariff = seller.tariffs[service.tariff]
     if tariff.ostempl:
         children.append(slist("ostempl", [(o, o) for o in tariff.ostempl]))
