@@ -19,7 +19,7 @@ from flask import Flask
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
-from reseller.model import AUTOPROLONG_LEAD, PeriodRule
+from reseller.model import AUTOPROLONG_LEAD, PeriodRule, day
 from reseller.store import Store
 from simulator import side as seller_side
 from simulator.app import create_app
@@ -305,18 +305,19 @@ class Harness:
             self._seller_clock(self.now)
         while True:
             due = self.engine.next_due()
-            candidates = [t for t in (self._next_cron(), due, self.seller_due) if t is not None]
+            cron = self._next_cron()  # until a tick runs or is skipped, the same
+            candidates = [t for t in (cron, due, self.seller_due) if t is not None]
             when = max(min(candidates), self.now)
             if when > until:
                 break
-            if self.skip_idle and when >= self._next_cron():
+            if self.skip_idle and when >= cron:
                 resume = self._idle_until(when, until, due)
                 if resume is not None:
                     self._skip_ticks(when, resume)
                     continue
             self.now = when
             self._seller_clock(when)
-            if when >= self._next_cron():
+            if when >= cron:
                 self.last_cron = when
                 self.engine.cron(when)
             else:
@@ -333,6 +334,8 @@ class Harness:
         operation, seller automation or autoprolong (one its client can pay) falls due, and
         no day begins (its first tick reconciles). `due` is the engine's next attempt as
         `advance` just read it: nothing was written since."""
+        if when >= until:  # `until` is the last stop: its tick runs whatever the rest says
+            return None
         modules = self.store.modules()
         if any(m.reconciles_on(when) or self.store.poll_is_open(m.id) for m in modules):
             return None
@@ -346,8 +349,7 @@ class Harness:
         # something to do (an order whose set-up comes later)
         self.seller_due = self._seller_next_due()
         stops = [until, due, self.seller_due, datetime.combine(when.date(), time()) + DAY]
-        lead = (when + AUTOPROLONG_LEAD).strftime("%Y-%m-%d")
-        expiry = self.store.next_autoprolong_expiry(lead)
+        expiry = self.store.next_autoprolong_expiry(day(when + AUTOPROLONG_LEAD))
         if expiry is not None:
             stops.append(datetime.fromisoformat(expiry) - AUTOPROLONG_LEAD)
         resume = min(t for t in stops if t is not None)
@@ -360,7 +362,7 @@ class Harness:
 
     def _seller_quiet(self, logins: list[str]) -> bool:
         """No event waits on these accounts' feeds, and no queued fault would meet a poll."""
-        if any(self.side.account(login)["pending_events"] for login in logins):
+        if any(self.side.pending_events(login) for login in logins):
             return False
         return not any(meets_a_poll(fault) for fault in self.side.faults())
 

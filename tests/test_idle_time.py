@@ -122,3 +122,23 @@ def test_idle_years_of_one_service_take_seconds(http, years):
         assert h.idle_polls_skipped > 100_000 * years
     finally:
         h.close()
+
+
+def test_the_tick_a_wait_ends_on_runs_without_asking_whether_it_is_idle():
+    h = Harness(SELLER_WORLD, RESELLER, START)
+    try:
+        h.engine.import_tariff("seller", 5, h.now)
+        h.wait(timedelta(hours=1))  # the day's reconcile done: the ticks after it are idle
+        asked = []
+        quiet = h._seller_quiet
+        h._seller_quiet = lambda logins: asked.append(h.now) or quiet(logins)
+        h.wait(timedelta(hours=1))
+        # once, for the ticks skipped; the one at the wait's end runs, idle or not
+        assert asked == [START + timedelta(hours=1)]
+        assert h.notes[-1] == (
+            START + timedelta(hours=1, minutes=5),
+            "11 idle polls skipped until 2026-01-01 02:00",
+        )
+        assert h.last_cron == START + timedelta(hours=2)
+    finally:
+        h.close()
