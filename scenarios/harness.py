@@ -98,11 +98,27 @@ def _spare_app(seller: Seller) -> Flask:
     return app
 
 
+# The minutes from a time's minute to the next `*/5` tick after it, by the minute's place in
+# its five (`replace` and a new timedelta, with keywords, cost ten times a look-up).
+_TO_NEXT_TICK = tuple(timedelta(minutes=5 - m) for m in range(5))
+
+
+def _to_minute(when: datetime) -> datetime:
+    """`when` without its seconds."""
+    return when.replace(second=0, microsecond=0) if when.second or when.microsecond else when
+
+
+def _to_second(when: datetime | None) -> datetime | None:
+    """`when` without its fraction of a second (a side's times have none)."""
+    return when.replace(microsecond=0) if when and when.microsecond else when
+
+
 def _ceil_to_cron(when: datetime) -> datetime:
     """The first `*/5` tick at or after `when`."""
-    base = when.replace(second=0, microsecond=0)
-    base -= timedelta(minutes=base.minute % 5)
-    return base if base == when else base + CRON
+    base = _to_minute(when)
+    if base == when and not when.minute % 5:
+        return when
+    return base + _TO_NEXT_TICK[base.minute % 5]
 
 
 class CrashWatch:
@@ -291,13 +307,11 @@ class Harness:
 
     def _next_cron(self) -> datetime:
         """The next `*/5 * * * *` tick after the last one that ran."""
-        t = self.last_cron.replace(second=0, microsecond=0)
-        t += timedelta(minutes=5 - t.minute % 5)
-        return t
+        t = _to_minute(self.last_cron)
+        return t + _TO_NEXT_TICK[t.minute % 5]
 
     def _seller_clock(self, when: datetime) -> None:
-        due = self.side.move_to(when)["next_due"]
-        self.seller_due = due.replace(microsecond=0) if due else None
+        self.seller_due = _to_second(self.side.move_to(when)["next_due"])
 
     def advance(self, until: datetime) -> None:
         """Run every job that falls due up to and including `until`, in time order."""
@@ -357,8 +371,7 @@ class Harness:
 
     def _seller_next_due(self) -> datetime | None:
         """When the seller's automation next has something to do."""
-        due = self.side.next_due
-        return due.replace(microsecond=0) if due else None
+        return _to_second(self.side.next_due)
 
     def _seller_quiet(self, logins: list[str]) -> bool:
         """No event waits on these accounts' feeds, and no queued fault would meet a poll."""

@@ -269,10 +269,12 @@ def clock_times(state) -> dict:
     s = state.seller
     with s.lock:
         due = s.next_due()
-        return {
-            "now": s.now.replace(microsecond=0),
-            "next_due": due.replace(microsecond=0) if due else None,
-        } | state.clock.view()
+        return {"now": _to_second(s.now), "next_due": _to_second(due)} | state.clock.view()
+
+
+def _to_second(when: datetime | None) -> datetime | None:
+    """`when` as `stamp` writes it, to the second."""
+    return when.replace(microsecond=0) if when and when.microsecond else when
 
 
 def move_clock(state, data: dict) -> dict:
@@ -296,7 +298,9 @@ def move_clock_to(state, when) -> dict:
     every step of its clock, without a time rendered and parsed as text each way."""
     s = state.seller
     with s.lock:
-        _move(state, parse_time(when if isinstance(when, datetime) else str(when), "to"))
+        if not (isinstance(when, datetime) and when.tzinfo is None):  # else as it is parsed
+            when = parse_time(when if isinstance(when, datetime) else str(when), "to")
+        _move(state, when)
     return clock_times(state)
 
 

@@ -4,11 +4,11 @@ side, and ends exactly where a tick-by-tick run ends."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from scenarios.harness import Harness
+from scenarios.harness import Harness, _ceil_to_cron
 from tests.end_to_end import RESELLER, SELLER_WORLD, START, world
 
 DAY = timedelta(days=1)
@@ -140,5 +140,29 @@ def test_the_tick_a_wait_ends_on_runs_without_asking_whether_it_is_idle():
             "11 idle polls skipped until 2026-01-01 02:00",
         )
         assert h.last_cron == START + timedelta(hours=2)
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize(
+    "moment, tick, next_tick",
+    [
+        ("10:00:00", "10:00:00", "10:05:00"),
+        ("10:00:00.5", "10:05:00", "10:05:00"),
+        ("10:03:59", "10:05:00", "10:05:00"),
+        ("10:04:00", "10:05:00", "10:05:00"),
+        ("23:57:30", "00:00:00", "00:00:00"),
+        ("23:55:00", "23:55:00", "00:00:00"),
+    ],
+)
+def test_a_moments_tick_is_the_first_five_minute_one_at_or_after_it_and_the_next_after_it(
+    moment, tick, next_tick
+):
+    h = Harness(SELLER_WORLD, RESELLER, START)
+    try:
+        at = datetime.fromisoformat(f"2026-01-01 {moment}")
+        h.last_cron = at
+        assert f"{_ceil_to_cron(at):%H:%M:%S}" == tick
+        assert f"{h._next_cron():%H:%M:%S}" == next_tick
     finally:
         h.close()

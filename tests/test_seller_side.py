@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
@@ -566,7 +566,11 @@ def test_the_clock_steps_feeds_and_faults_the_harness_reads_answer_as_the_contro
     # `SellerSide`'s own ways: through the control API's replies, times parsed from their text
     as_replied = SellerSide.move_to, SellerSide.faults
 
-    for when in (START + timedelta(minutes=5, microseconds=250), "2026-01-01T00:07:30Z"):
+    for when in (
+        START + timedelta(minutes=5, microseconds=250),
+        "2026-01-01T00:07:30Z",
+        datetime(2026, 1, 1, 2, 8, tzinfo=timezone(timedelta(hours=2))),  # 00:08 UTC
+    ):
         reading = side.move_to(when)
         assert reading == as_replied[0](side, when) == SellerSide.clock(side)
         assert side.next_due == SellerSide.clock(side)["next_due"] == START + timedelta(minutes=10)
