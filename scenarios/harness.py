@@ -19,7 +19,7 @@ from flask import Flask
 
 from reseller.client import SellerClient
 from reseller.engine import Engine
-from reseller.model import AUTOPROLONG_LEAD, PeriodRule
+from reseller.model import AUTOPROLONG_LEAD, PeriodRule, day
 from reseller.store import Store
 from simulator import side as seller_side
 from simulator.app import create_app
@@ -98,11 +98,27 @@ def _spare_app(seller: Seller) -> Flask:
     return app
 
 
+# The minutes from a time's minute to the next `*/5` tick after it, by the minute's place in
+# its five (`replace` and a new timedelta, with keywords, cost ten times a look-up).
+_TO_NEXT_TICK = tuple(timedelta(minutes=5 - m) for m in range(5))
+
+
+def _to_minute(when: datetime) -> datetime:
+    """`when` without its seconds."""
+    return when.replace(second=0, microsecond=0) if when.second or when.microsecond else when
+
+
+def _to_second(when: datetime | None) -> datetime | None:
+    """`when` without its fraction of a second (a side's times have none)."""
+    return when.replace(microsecond=0) if when and when.microsecond else when
+
+
 def _ceil_to_cron(when: datetime) -> datetime:
     """The first `*/5` tick at or after `when`."""
-    base = when.replace(second=0, microsecond=0)
-    base -= timedelta(minutes=base.minute % 5)
-    return base if base == when else base + CRON
+    base = _to_minute(when)
+    if base == when and not when.minute % 5:
+        return when
+    return base + _TO_NEXT_TICK[base.minute % 5]
 
 
 class CrashWatch:
@@ -291,13 +307,11 @@ class Harness:
 
     def _next_cron(self) -> datetime:
         """The next `*/5 * * * *` tick after the last one that ran."""
-        t = self.last_cron.replace(second=0, microsecond=0)
-        t += timedelta(minutes=5 - t.minute % 5)
-        return t
+        t = _to_minute(self.last_cron)
+        return t + _TO_NEXT_TICK[t.minute % 5]
 
     def _seller_clock(self, when: datetime) -> None:
-        due = self.side.move_to(when)["next_due"]
-        self.seller_due = due.replace(microsecond=0) if due else None
+        self.seller_due = _to_second(self.side.move_to(when)["next_due"])
 
     def advance(self, until: datetime) -> None:
         """Run every job that falls due up to and including `until`, in time order."""
@@ -305,18 +319,19 @@ class Harness:
             self._seller_clock(self.now)
         while True:
             due = self.engine.next_due()
-            candidates = [t for t in (self._next_cron(), due, self.seller_due) if t is not None]
+            cron = self._next_cron()  # until a tick runs or is skipped, the same
+            candidates = [t for t in (cron, due, self.seller_due) if t is not None]
             when = max(min(candidates), self.now)
             if when > until:
                 break
-            if self.skip_idle and when >= self._next_cron():
+            if self.skip_idle and when >= cron:
                 resume = self._idle_until(when, until, due)
                 if resume is not None:
                     self._skip_ticks(when, resume)
                     continue
             self.now = when
             self._seller_clock(when)
-            if when >= self._next_cron():
+            if when >= cron:
                 self.last_cron = when
                 self.engine.cron(when)
             else:
@@ -333,6 +348,8 @@ class Harness:
         operation, seller automation or autoprolong (one its client can pay) falls due, and
         no day begins (its first tick reconciles). `due` is the engine's next attempt as
         `advance` just read it: nothing was written since."""
+        if when >= until:  # `until` is the last stop: its tick runs whatever the rest says
+            return None
         modules = self.store.modules()
         if any(m.reconciles_on(when) or self.store.poll_is_open(m.id) for m in modules):
             return None
@@ -346,8 +363,7 @@ class Harness:
         # something to do (an order whose set-up comes later)
         self.seller_due = self._seller_next_due()
         stops = [until, due, self.seller_due, datetime.combine(when.date(), time()) + DAY]
-        lead = (when + AUTOPROLONG_LEAD).strftime("%Y-%m-%d")
-        expiry = self.store.next_autoprolong_expiry(lead)
+        expiry = self.store.next_autoprolong_expiry(day(when + AUTOPROLONG_LEAD))
         if expiry is not None:
             stops.append(datetime.fromisoformat(expiry) - AUTOPROLONG_LEAD)
         resume = min(t for t in stops if t is not None)
@@ -355,12 +371,11 @@ class Harness:
 
     def _seller_next_due(self) -> datetime | None:
         """When the seller's automation next has something to do."""
-        due = self.side.next_due
-        return due.replace(microsecond=0) if due else None
+        return _to_second(self.side.next_due)
 
     def _seller_quiet(self, logins: list[str]) -> bool:
         """No event waits on these accounts' feeds, and no queued fault would meet a poll."""
-        if any(self.side.account(login)["pending_events"] for login in logins):
+        if any(self.side.pending_events(login) for login in logins):
             return False
         return not any(meets_a_poll(fault) for fault in self.side.faults())
 

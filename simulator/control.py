@@ -259,10 +259,22 @@ def clock(state) -> dict:
     `mode` is `manual`, `real` or `speed`; `speed` is simulated seconds a wall second (0 for a
     manual clock, 1 for a real one), as the dashboard shows them.
     """
+    reply = clock_times(state)
+    due = reply["next_due"]
+    return reply | {"now": stamp(reply["now"]), "next_due": stamp(due) if due else None}
+
+
+def clock_times(state) -> dict:
+    """`clock` with its times as datetimes, to the second as its text gives them."""
     s = state.seller
     with s.lock:
         due = s.next_due()
-        return {"now": stamp(s.now), "next_due": stamp(due) if due else None} | state.clock.view()
+        return {"now": _to_second(s.now), "next_due": _to_second(due)} | state.clock.view()
+
+
+def _to_second(when: datetime | None) -> datetime | None:
+    """`when` as `stamp` writes it, to the second."""
+    return when.replace(microsecond=0) if when and when.microsecond else when
 
 
 def move_clock(state, data: dict) -> dict:
@@ -277,9 +289,24 @@ def move_clock(state, data: dict) -> dict:
         else:
             step = parse_duration(data["advance"], "advance")
             when = later(s.now, step, "advance", data["advance"])
-        s.advance_to(when)
-        state.clock.anchor(s)  # a running clock runs on from where the hand left it
+        _move(state, when)
     return clock(state)
+
+
+def move_clock_to(state, when) -> dict:
+    """`move_clock` `to` a time, its reply as `clock_times` gives it: what the harness asks at
+    every step of its clock, without a time rendered and parsed as text each way."""
+    s = state.seller
+    with s.lock:
+        if not (isinstance(when, datetime) and when.tzinfo is None):  # else as it is parsed
+            when = parse_time(when if isinstance(when, datetime) else str(when), "to")
+        _move(state, when)
+    return clock_times(state)
+
+
+def _move(state, when: datetime) -> None:
+    state.seller.advance_to(when)
+    state.clock.anchor(state.seller)  # a running clock runs on from where the hand left it
 
 
 def known_action(name: str) -> None:
@@ -303,6 +330,12 @@ def faults(s: Seller) -> dict:
     """The queued faults: per kind what is left and what they have hit, and each counter."""
     with s.lock:
         return {"pending": s.faults.pending(), "used": s.faults.used, "faults": s.faults.to_list()}
+
+
+def fault_list(s: Seller) -> list[dict]:
+    """The queued fault counters, oldest first: `faults`'s `faults`."""
+    with s.lock:
+        return s.faults.to_list()
 
 
 def add_fault(s: Seller, data: dict) -> dict:
@@ -363,9 +396,15 @@ def account(s: Seller, login: str) -> dict:
             "currency": s.currency,
             "level": a.level,
             "can_suspend": a.can_suspend,
-            "pending_events": len(s.feeds[a.login]),
+            "pending_events": pending_events(s, login),
             "failed_logins": s.failed_logins.count(a.login, s.now, s.wall_clock()),
         }
+
+
+def pending_events(s: Seller, login: str) -> int:
+    """How many events wait on the account's feed: `account`'s `pending_events`."""
+    with s.lock:
+        return len(s.feeds[s.account(login).login])
 
 
 def ledger(s: Seller, account: str | None = None) -> dict:

@@ -324,6 +324,10 @@ class SellerSide(ABC):
     def balance(self, login: str) -> Decimal:
         return self.account(login)["balance"]
 
+    def pending_events(self, login: str) -> int:
+        """How many events wait on an account's feed, as `account` shows them."""
+        return self._account(login)["pending_events"]
+
     def ledger(self, account: str | None = None) -> list[dict]:
         """Every balance movement, oldest first; `amount` is a Decimal, negative for a debit."""
         return [e | {"amount": Decimal(e["amount"])} for e in self._ledger(account)["ledger"]]
@@ -389,6 +393,22 @@ class InProcessSide(SellerSide):
 
     def _state(self):
         return self._run(control.whole_state, self.seller)
+
+    # The harness asks these at its clock's every step: each as the control API's reply gives
+    # it, without the reply's other values or its times as text.
+
+    def move_to(self, when):
+        return self._run(control.move_clock_to, self.holder, when)
+
+    @property
+    def next_due(self):
+        return self._run(control.clock_times, self.holder)["next_due"]
+
+    def faults(self):
+        return self._run(control.fault_list, self.seller)
+
+    def pending_events(self, login):
+        return self._run(control.pending_events, self.seller, login)
 
     def _snapshot(self, verb, body):
         if verb == "list":

@@ -4,11 +4,11 @@ side, and ends exactly where a tick-by-tick run ends."""
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
-from scenarios.harness import Harness
+from scenarios.harness import Harness, _ceil_to_cron
 from tests.end_to_end import RESELLER, SELLER_WORLD, START, world
 
 DAY = timedelta(days=1)
@@ -120,5 +120,49 @@ def test_idle_years_of_one_service_take_seconds(http, years):
         h.wait(timedelta(days=365 * years))
         assert time.perf_counter() - started < 60  # a bound for a broken jump, not a benchmark
         assert h.idle_polls_skipped > 100_000 * years
+    finally:
+        h.close()
+
+
+def test_the_tick_a_wait_ends_on_runs_without_asking_whether_it_is_idle():
+    h = Harness(SELLER_WORLD, RESELLER, START)
+    try:
+        h.engine.import_tariff("seller", 5, h.now)
+        h.wait(timedelta(hours=1))  # the day's reconcile done: the ticks after it are idle
+        asked = []
+        quiet = h._seller_quiet
+        h._seller_quiet = lambda logins: asked.append(h.now) or quiet(logins)
+        h.wait(timedelta(hours=1))
+        # once, for the ticks skipped; the one at the wait's end runs, idle or not
+        assert asked == [START + timedelta(hours=1)]
+        assert h.notes[-1] == (
+            START + timedelta(hours=1, minutes=5),
+            "11 idle polls skipped until 2026-01-01 02:00",
+        )
+        assert h.last_cron == START + timedelta(hours=2)
+    finally:
+        h.close()
+
+
+@pytest.mark.parametrize(
+    "moment, tick, next_tick",
+    [
+        ("10:00:00", "10:00:00", "10:05:00"),
+        ("10:00:00.5", "10:05:00", "10:05:00"),
+        ("10:03:59", "10:05:00", "10:05:00"),
+        ("10:04:00", "10:05:00", "10:05:00"),
+        ("23:57:30", "00:00:00", "00:00:00"),
+        ("23:55:00", "23:55:00", "00:00:00"),
+    ],
+)
+def test_a_moments_tick_is_the_first_five_minute_one_at_or_after_it_and_the_next_after_it(
+    moment, tick, next_tick
+):
+    h = Harness(SELLER_WORLD, RESELLER, START)
+    try:
+        at = datetime.fromisoformat(f"2026-01-01 {moment}")
+        h.last_cron = at
+        assert f"{_ceil_to_cron(at):%H:%M:%S}" == tick
+        assert f"{h._next_cron():%H:%M:%S}" == next_tick
     finally:
         h.close()

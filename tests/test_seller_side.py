@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import socket
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from xml.etree import ElementTree as ET
 
@@ -18,7 +18,13 @@ import yaml
 
 from simulator.app import create_app
 from simulator.server import LocalServer
-from simulator.side import InProcessSide, SellerRefused, SimulatorUnreachable, SocketSide
+from simulator.side import (
+    InProcessSide,
+    SellerRefused,
+    SellerSide,
+    SimulatorUnreachable,
+    SocketSide,
+)
 from simulator.world import seller_from_world
 from tests.conftest import START, WORLD
 
@@ -549,3 +555,28 @@ def test_faults_used_counts_what_each_kind_hit_spent_counters_too(side, session)
 
     assert side.faults() == []  # spent
     assert side.faults_used()["error"] == 1 and side.faults_used()["down"] == 0
+
+
+def test_the_clock_steps_feeds_and_faults_the_harness_reads_answer_as_the_control_api(
+    side, session
+):
+    order(session, pricelist=6)  # set up 10 minutes after the order
+    side.fault("error", times=2, func="vds")
+    side.create_service("reseller", 5)  # an event waits on the feed
+    # `SellerSide`'s own ways: through the control API's replies, times parsed from their text
+    as_replied = SellerSide.move_to, SellerSide.faults
+
+    for when in (
+        START + timedelta(minutes=5, microseconds=250),
+        "2026-01-01T00:07:30Z",
+        datetime(2026, 1, 1, 2, 8, tzinfo=timezone(timedelta(hours=2))),  # 00:08 UTC
+    ):
+        reading = side.move_to(when)
+        assert reading == as_replied[0](side, when) == SellerSide.clock(side)
+        assert side.next_due == SellerSide.clock(side)["next_due"] == START + timedelta(minutes=10)
+    assert side.faults() == as_replied[1](side) != []
+    assert side.pending_events("reseller") == side.account("reseller")["pending_events"] == 1
+    with pytest.raises(SellerRefused, match="missed: no account 'nobody'"):
+        side.pending_events("nobody")
+    with pytest.raises(SellerRefused, match="to: expected an ISO date-time, got 'soon'"):
+        side.move_to("soon")
